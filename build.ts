@@ -1,0 +1,128 @@
+/**
+ * build.ts — compiles `kernels/` into the native library in `lib/`, and with `--compile` also makes the
+ * single-file `hearth` binary with `deno compile` (the library embedded).
+ *
+ *   deno run -A build.ts                 # lib/libhearth.so (or .dylib) for this host
+ *   deno run -A build.ts --compile       # + dist/hearth; needs denort: set DENORT_BIN where the download
+ *                                        #   server is unreachable
+ *   deno run -A build.ts --debug         # -O0 -g with AddressSanitizer/UBSan off (use valgrind)
+ *
+ * One library serves every x86-64 CPU: the hot loops are compiled three times (plain C, AVX2, AVX-512)
+ * and `ops_dispatch.c` picks one at run time. On arm64 only the plain path is built.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+const ROOT = new URL(".", import.meta.url).pathname;
+const KERNELS = `${ROOT}kernels/cpu`;
+
+/** File name of the CPU library on this OS. */
+export function libraryFileName(os: string = Deno.build.os): string {
+  return os === "darwin" ? "libhearth.dylib" : os === "windows" ? "hearth.dll" : "libhearth.so";
+}
+
+/** One compile step: source file and the extra flags its instruction set needs. */
+export interface CompileUnit {
+  source: string;
+  flags: string[];
+}
+
+/** The translation units of the CPU library for an architecture. */
+export function cpuUnits(arch: string = Deno.build.arch): CompileUnit[] {
+  const common = [
+    "common.c",
+    "threadpool.c",
+    "model.c",
+    "context.c",
+    "forward_llama.c",
+    "sampler.c",
+    "ops_c.c",
+    "ops_dispatch.c",
+  ];
+  const units: CompileUnit[] = common.map((source) => ({ source, flags: [] }));
+  if (arch === "x86_64") {
+    units.push({ source: "ops_avx2.c", flags: ["-mavx2", "-mfma", "-mf16c"] });
+    units.push({
+      source: "ops_avx512.c",
+      flags: ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c"],
+    });
+  }
+  return units;
+}
+
+async function run(cmd: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(cmd, { args, stdout: "inherit", stderr: "inherit" }).output();
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed with exit code ${out.code}`);
+}
+
+/** Compiles and links the CPU library; returns its path. */
+export async function buildCpuLibrary(opts: { debug?: boolean; outDir?: string } = {}): Promise<string> {
+  const cc = Deno.env.get("CC") ?? "cc";
+  const outDir = opts.outDir ?? `${ROOT}lib`;
+  const objDir = `${outDir}/obj`;
+  await Deno.mkdir(objDir, { recursive: true });
+  const base = [
+    "-std=c11",
+    "-D_GNU_SOURCE",
+    "-fPIC",
+    "-fvisibility=hidden",
+    "-pthread",
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+    ...(opts.debug ? ["-O0", "-g"] : ["-O3", "-g1"]),
+  ];
+  const units = cpuUnits();
+  await Promise.all(
+    units.map((u) =>
+      run(cc, [...base, ...u.flags, "-c", `${KERNELS}/${u.source}`, "-o", `${objDir}/${u.source}.o`])
+    ),
+  );
+  const lib = `${outDir}/${libraryFileName()}`;
+  const tmp = `${lib}.tmp`; // link then rename: a running server keeps its mapping of the old file
+  await run(cc, ["-shared", "-pthread", "-o", tmp, ...units.map((u) => `${objDir}/${u.source}.o`), "-lm"]);
+  await Deno.rename(tmp, lib);
+  return lib;
+}
+
+/** `deno compile` arguments for the single binary, with the native library embedded. */
+export function compileArgs(outFile: string, target?: string): string[] {
+  return [
+    "compile",
+    "-A",
+    "--include",
+    "lib/",
+    ...(target ? ["--target", target] : []),
+    "--output",
+    outFile,
+    "main.ts",
+  ];
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      compile: { type: "boolean", default: false },
+      debug: { type: "boolean", default: false },
+      output: { type: "string", default: "dist/hearth" },
+    },
+  });
+  const t0 = performance.now();
+  const lib = await buildCpuLibrary({ debug: values.debug });
+  console.error(`built ${lib} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (values.compile) {
+    if (!Deno.env.get("DENORT_BIN")) {
+      console.error("note: DENORT_BIN is not set; deno compile will try to download denort");
+    }
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: compileArgs(values.output),
+      cwd: ROOT,
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (!out.success) Deno.exit(out.code);
+    console.error(`wrote ${values.output}`);
+  }
+}

@@ -1,0 +1,200 @@
+/*
+ * context.c — a context owns the paged KV cache, the activation scratch and the thread pool; hearth_step
+ * checks a batch completely (every id, position and block against its bounds) before computing, so a
+ * bad batch is an error message, never a wild read.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void hearth_context_free(hearth_context* ctx) {
+  if (!ctx) return;
+  hearth_pool_free(ctx->pool);
+  hearth_free_aligned(ctx->key_cache);
+  hearth_free_aligned(ctx->value_cache);
+  float* buffers[] = {ctx->x,        ctx->xb,       ctx->q,      ctx->k,      ctx->v,     ctx->att_out,
+                      ctx->hb,       ctx->hb2,      ctx->rope_cos, ctx->rope_sin, ctx->scores, ctx->logits};
+  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) hearth_free_aligned(buffers[i]);
+  hearth_free_aligned(ctx->token_seq);
+  if (ctx->samplers) {
+    for (int32_t i = 0; i < ctx->opts.n_threads; i++) {
+      hearth_free_aligned(ctx->samplers[i].work);
+      hearth_free_aligned(ctx->samplers[i].ids);
+      hearth_free_aligned(ctx->samplers[i].stamp);
+      hearth_free_aligned(ctx->samplers[i].counts);
+    }
+    free(ctx->samplers);
+  }
+  free(ctx);
+}
+
+hearth_context* hearth_context_new(hearth_model* m, const hearth_context_options* o, char* err, size_t err_len) {
+  if (!m || !o || !m->finished) {
+    hearth_fail(err, err_len, HEARTH_E_INVALID, "context_new: %s", !m || !o ? "model or options is NULL"
+                                                                              : "model is not finished");
+    return NULL;
+  }
+  const hearth_model_config* c = &m->cfg;
+  if (o->n_threads < 1 || o->n_threads > 1024 || o->kv_block_size < 1 || o->kv_block_size > 4096 ||
+      o->kv_num_blocks < 1 || o->max_batch_tokens < 1 || o->max_batch_seqs < 1 || o->max_blocks_per_seq < 1 ||
+      o->max_batch_seqs > o->max_batch_tokens) {
+    hearth_fail(err, err_len, HEARTH_E_INVALID,
+                "context options out of range (threads %d, kv_block_size %d, kv_num_blocks %d, max_batch_tokens %d, "
+                "max_batch_seqs %d, max_blocks_per_seq %d)",
+                o->n_threads, o->kv_block_size, o->kv_num_blocks, o->max_batch_tokens, o->max_batch_seqs,
+                o->max_blocks_per_seq);
+    return NULL;
+  }
+  hearth_context* ctx = calloc(1, sizeof(hearth_context));
+  if (!ctx) goto nomem;
+  ctx->model = m;
+  ctx->opts = *o;
+  ctx->ops = hearth_cpu_ops_get();
+  const size_t T = (size_t)o->max_batch_tokens, hd = (size_t)c->head_dim;
+  const size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd;
+  /* KV cache: per layer (blocks, KVH, block_size, hd) floats, for keys and for values. */
+  const size_t per_layer = (size_t)o->kv_num_blocks * (size_t)o->kv_block_size * kv_dim;
+  if (per_layer / kv_dim / (size_t)o->kv_block_size != (size_t)o->kv_num_blocks) goto nomem;
+  ctx->key_cache = hearth_alloc_uninit(per_layer * (size_t)c->n_layers, sizeof(float));
+  ctx->value_cache = hearth_alloc_uninit(per_layer * (size_t)c->n_layers, sizeof(float));
+  ctx->kv_bytes = 2 * per_layer * (size_t)c->n_layers * sizeof(float);
+  ctx->x = hearth_alloc(T * (size_t)c->dim, sizeof(float));
+  ctx->xb = hearth_alloc(T * (size_t)c->dim, sizeof(float));
+  ctx->q = hearth_alloc(T * q_dim, sizeof(float));
+  ctx->k = hearth_alloc(T * kv_dim, sizeof(float));
+  ctx->v = hearth_alloc(T * kv_dim, sizeof(float));
+  ctx->att_out = hearth_alloc(T * q_dim, sizeof(float));
+  ctx->hb = hearth_alloc(T * (size_t)c->hidden_dim, sizeof(float));
+  ctx->hb2 = hearth_alloc(T * (size_t)c->hidden_dim, sizeof(float));
+  ctx->rope_cos = hearth_alloc(T * hd / 2, sizeof(float));
+  ctx->rope_sin = hearth_alloc(T * hd / 2, sizeof(float));
+  ctx->scores = hearth_alloc((size_t)o->n_threads * (size_t)c->max_seq_len, sizeof(float));
+  ctx->token_seq = hearth_alloc(T, sizeof(int32_t));
+  ctx->logits = hearth_alloc((size_t)o->max_batch_seqs * (size_t)c->vocab_size, sizeof(float));
+  ctx->samplers = calloc((size_t)o->n_threads, sizeof(hearth_sampler_scratch));
+  if (!ctx->key_cache || !ctx->value_cache || !ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att_out ||
+      !ctx->hb || !ctx->hb2 || !ctx->rope_cos || !ctx->rope_sin || !ctx->scores || !ctx->token_seq || !ctx->logits ||
+      !ctx->samplers)
+    goto nomem;
+  for (int32_t i = 0; i < o->n_threads; i++) {
+    hearth_sampler_scratch* s = &ctx->samplers[i];
+    s->work = hearth_alloc((size_t)c->vocab_size, sizeof(float));
+    s->ids = hearth_alloc((size_t)c->vocab_size, sizeof(int32_t));
+    s->stamp = hearth_alloc((size_t)c->vocab_size, sizeof(uint32_t));
+    s->counts = hearth_alloc((size_t)c->vocab_size, sizeof(int32_t));
+    if (!s->work || !s->ids || !s->stamp || !s->counts) goto nomem;
+  }
+  ctx->pool = hearth_pool_new(o->n_threads);
+  if (!ctx->pool) goto nomem;
+  return ctx;
+nomem:
+  if (ctx) ctx->opts.n_threads = o->n_threads;
+  hearth_context_free(ctx);
+  hearth_fail(err, err_len, HEARTH_E_NOMEM,
+              "out of memory allocating the context (KV cache of %d blocks x %d tokens, %d batch tokens)",
+              o->kv_num_blocks, o->kv_block_size, o->max_batch_tokens);
+  return NULL;
+}
+
+uint64_t hearth_context_kv_bytes(const hearth_context* ctx) { return ctx ? ctx->kv_bytes : 0; }
+
+#define SLICE_OK(start, len, total) ((start) >= 0 && (len) >= 0 && (int64_t)(start) + (len) <= (int64_t)(total))
+
+static int32_t check_batch(const hearth_context* ctx, const hearth_batch* b, char* err, size_t err_len) {
+  const hearth_model_config* c = &ctx->model->cfg;
+  const hearth_context_options* o = &ctx->opts;
+  if (b->n_tokens < 1 || b->n_tokens > o->max_batch_tokens)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "batch: n_tokens %d not in [1, %d]", b->n_tokens,
+                       o->max_batch_tokens);
+  if (b->n_seqs < 1 || b->n_seqs > o->max_batch_seqs)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "batch: n_seqs %d not in [1, %d]", b->n_seqs, o->max_batch_seqs);
+  if (b->logits_mode < HEARTH_LOGITS_NONE || b->logits_mode > HEARTH_LOGITS_ALL)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "batch: unknown logits_mode %d", b->logits_mode);
+  if (!b->tokens || !b->positions || !b->seq_start || !b->block_tables || !b->sample || !b->sampling ||
+      !b->out_tokens || (b->logits_mode != HEARTH_LOGITS_NONE && !b->out_logits))
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "batch: a required array is NULL");
+  if ((b->n_history > 0 && !b->history) || (b->n_bias > 0 && (!b->bias_ids || !b->bias_values)) ||
+      (b->n_stop_ids > 0 && !b->stop_ids) || b->n_history < 0 || b->n_bias < 0 || b->n_stop_ids < 0)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "batch: history, bias or stop_ids array missing");
+  if (b->seq_start[0] != 0 || b->seq_start[b->n_seqs] != b->n_tokens)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "batch: seq_start must run from 0 to n_tokens (%d)",
+                       b->n_tokens);
+  const int64_t capacity = (int64_t)o->max_blocks_per_seq * o->kv_block_size;
+  for (int32_t s = 0; s < b->n_seqs; s++) {
+    const int32_t start = b->seq_start[s], end = b->seq_start[s + 1];
+    if (end <= start)
+      return hearth_fail(err, err_len, HEARTH_E_INVALID, "batch: sequence %d has no tokens", s);
+    const int32_t first = b->positions[start];
+    for (int32_t t = start; t < end; t++) {
+      if (b->tokens[t] < 0 || b->tokens[t] >= c->vocab_size)
+        return hearth_fail(err, err_len, HEARTH_E_BOUNDS, "batch: token id %d out of range [0, %d)", b->tokens[t],
+                           c->vocab_size);
+      if (b->positions[t] != first + (t - start))
+        return hearth_fail(err, err_len, HEARTH_E_INVALID, "batch: positions of sequence %d are not consecutive", s);
+    }
+    const int32_t last = b->positions[end - 1];
+    if (first < 0 || last >= c->max_seq_len || last >= capacity)
+      return hearth_fail(err, err_len, HEARTH_E_BOUNDS,
+                         "batch: sequence %d reaches position %d, past the context (%d) or its block table (%lld)", s,
+                         last, c->max_seq_len, (long long)capacity);
+    const int32_t* table = b->block_tables + (size_t)s * o->max_blocks_per_seq;
+    for (int32_t i = 0; i <= last / o->kv_block_size; i++)
+      if (table[i] < 0 || table[i] >= o->kv_num_blocks)
+        return hearth_fail(err, err_len, HEARTH_E_BOUNDS, "batch: sequence %d block %d is %d, not in [0, %d)", s, i,
+                           table[i], o->kv_num_blocks);
+    const hearth_sampling* sp = &b->sampling[s];
+    if (b->sample[s]) {
+      if (!SLICE_OK(sp->history_start, sp->history_len, b->n_history) || sp->prompt_len < 0 ||
+          !SLICE_OK(sp->bias_start, sp->bias_len, b->n_bias) ||
+          !SLICE_OK(sp->stop_ids_start, sp->stop_ids_len, b->n_stop_ids))
+        return hearth_fail(err, err_len, HEARTH_E_BOUNDS, "batch: sampling slices of sequence %d run past their arrays",
+                           s);
+      if (isnan(sp->temperature) || isnan(sp->top_p) || isnan(sp->min_p) || sp->top_p < 0 || sp->top_p > 1 ||
+          sp->min_p < 0 || sp->min_p > 1 || sp->repetition_penalty <= 0 || isnan(sp->repetition_penalty) ||
+          sp->no_repeat_ngram_size < 0 || sp->n_top_logprobs < 0 || sp->n_top_logprobs > HEARTH_MAX_TOP_LOGPROBS)
+        return hearth_fail(err, err_len, HEARTH_E_INVALID, "batch: sampling parameters of sequence %d out of range", s);
+    }
+  }
+  return HEARTH_OK;
+}
+
+int32_t hearth_step(hearth_context* ctx, const hearth_batch* b, char* err, size_t err_len) {
+  if (!ctx || !b) return hearth_fail(err, err_len, HEARTH_E_INVALID, "step: context or batch is NULL");
+  int32_t rc = check_batch(ctx, b, err, err_len);
+  if (rc != HEARTH_OK) return rc;
+  const int32_t vocab = ctx->model->cfg.vocab_size;
+
+  /* Rows that go through lm_head: every token, or the last token of each sequence that needs one. */
+  int32_t rows_buf[1024];
+  int32_t* rows = b->n_tokens <= 1024 ? rows_buf : malloc(sizeof(int32_t) * (size_t)b->n_tokens);
+  const float** seq_logits = calloc((size_t)b->n_seqs, sizeof(float*));
+  if (!rows || !seq_logits) {
+    if (rows != rows_buf) free(rows);
+    free(seq_logits);
+    return hearth_fail(err, err_len, HEARTH_E_NOMEM, "step: out of memory");
+  }
+  int32_t n_rows = 0;
+  float* logits;
+  if (b->logits_mode == HEARTH_LOGITS_ALL) {
+    for (int32_t t = 0; t < b->n_tokens; t++) rows[n_rows++] = t;
+    logits = b->out_logits;
+    for (int32_t s = 0; s < b->n_seqs; s++)
+      if (b->sample[s]) seq_logits[s] = logits + (size_t)(b->seq_start[s + 1] - 1) * vocab;
+  } else {
+    logits = ctx->logits;
+    for (int32_t s = 0; s < b->n_seqs; s++)
+      if (b->sample[s] || b->logits_mode == HEARTH_LOGITS_LAST) {
+        if (b->sample[s]) seq_logits[s] = logits + (size_t)n_rows * vocab;
+        rows[n_rows++] = b->seq_start[s + 1] - 1;
+      }
+  }
+  rc = hearth_forward_llama(ctx, b, logits, rows, n_rows);
+  if (rc == HEARTH_OK && b->logits_mode == HEARTH_LOGITS_LAST)
+    memcpy(b->out_logits, logits, sizeof(float) * (size_t)n_rows * vocab);
+  if (rc == HEARTH_OK) hearth_sample_batch(ctx, b, seq_logits);
+  if (rows != rows_buf) free(rows);
+  free(seq_logits);
+  return rc;
+}

@@ -1,0 +1,249 @@
+/*
+ * forward_llama.c — one forward step of the Llama family (Llama 1/2/3, Mistral, Qwen2, Qwen3) over a
+ * batch of sequences, on the CPU. Read it top to bottom: hearth_forward_llama is the whole model; the
+ * functions above it are the parallel pieces it is made of.
+ *
+ * Shapes: T = tokens in the batch, D = dim, H = n_heads, KVH = n_kv_heads, hd = head_dim,
+ * F = hidden_dim (FFN), V = vocab. The batch is flat: every matmul runs over all T tokens at once, so a
+ * prefill of 500 tokens and 15 decodes are one pass over the weights.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Matmuls: up to three weights over the same input in one parallel region (q|k|v, gate|up), split    */
+/* into row ranges so every thread streams its own part of the weights.                                 */
+
+typedef struct {
+  const hearth_cpu_ops* ops;
+  const float* x; /* (T, k) */
+  int64_t T, k;
+  int32_t n_targets;
+  const hearth_weight* w[3]; /* each (rows, k) */
+  float* y[3];               /* each (T, rows) */
+  int64_t rows_per_task[3];
+  int32_t first_task[4]; /* tasks of target i are [first_task[i], first_task[i + 1]) */
+} matmul_job;
+
+static void matmul_task(void* arg, int32_t task, int32_t thread) {
+  (void)thread;
+  matmul_job* j = (matmul_job*)arg;
+  int32_t i = 0;
+  while (task >= j->first_task[i + 1]) i++;
+  const hearth_weight* w = j->w[i];
+  int64_t r0 = (int64_t)(task - j->first_task[i]) * j->rows_per_task[i];
+  int64_t n = w->rows - r0 < j->rows_per_task[i] ? w->rows - r0 : j->rows_per_task[i];
+  size_t elem = w->dtype == HEARTH_DTYPE_F32 ? 4 : 2;
+  const void* wr = (const uint8_t*)w->data + (size_t)r0 * (size_t)j->k * elem;
+  if (j->T == 1) j->ops->matvec(j->y[i] + r0, wr, w->dtype, j->x, n, j->k);
+  else j->ops->matmul(j->y[i] + r0, w->rows, wr, w->dtype, j->x, j->T, n, j->k);
+}
+
+/* y_i = x @ w_i^T for each of the n weights given (the others NULL). */
+static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_weight* w0, float* y0,
+                   const hearth_weight* w1, float* y1, const hearth_weight* w2, float* y2) {
+  matmul_job j = {.ops = ctx->ops, .x = x, .T = T, .k = w0->cols};
+  const hearth_weight* ws[3] = {w0, w1, w2};
+  float* ys[3] = {y0, y1, y2};
+  int32_t threads = hearth_pool_threads(ctx->pool);
+  j.first_task[0] = 0;
+  for (int i = 0; i < 3 && ws[i]; i++) {
+    j.w[i] = ws[i];
+    j.y[i] = ys[i];
+    /* About 8 tasks per thread per weight: enough to balance, few enough to keep rows contiguous. */
+    int64_t per = (ws[i]->rows + threads * 8 - 1) / (threads * 8);
+    if (per < 16) per = 16;
+    per = (per + 3) & ~(int64_t)3;
+    j.rows_per_task[i] = per;
+    j.first_task[i + 1] = j.first_task[i] + (int32_t)((ws[i]->rows + per - 1) / per);
+    j.n_targets = i + 1;
+  }
+  hearth_pool_run(ctx->pool, matmul_task, &j, j.first_task[j.n_targets]);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Per-token pieces.                                                                                      */
+
+static void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
+  double ss = 0; /* a double sum: the mean of squares of a long row should not depend on summation order */
+  for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+  float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+  for (int64_t i = 0; i < n; i++) out[i] = w[i] * (x[i] * scale);
+}
+
+/* Rotates pairs of one head by the token's angles. HALF pairs (i, i + hd/2); INTERLEAVED pairs (2i, 2i+1). */
+static void rope(float* v, const float* cos_t, const float* sin_t, int32_t hd, int32_t style) {
+  int32_t half = hd / 2;
+  for (int32_t i = 0; i < half; i++) {
+    int32_t a = style == HEARTH_ROPE_HALF ? i : 2 * i, b = style == HEARTH_ROPE_HALF ? i + half : 2 * i + 1;
+    float x0 = v[a], x1 = v[b];
+    v[a] = x0 * cos_t[i] - x1 * sin_t[i];
+    v[b] = x1 * cos_t[i] + x0 * sin_t[i];
+  }
+}
+
+typedef struct {
+  hearth_context* ctx;
+  const hearth_batch* b;
+  int32_t layer;
+  const hearth_weight* norm; /* (D) */
+  const float* add;          /* (T, D) added into x before the norm, or NULL */
+} norm_job;
+
+/* x += add; xb = rmsnorm(x) * norm, for one token: the residual add and the next norm in one pass. */
+static void add_norm_task(void* arg, int32_t t, int32_t thread) {
+  (void)thread;
+  norm_job* j = (norm_job*)arg;
+  const hearth_model_config* c = &j->ctx->model->cfg;
+  float* x = j->ctx->x + (size_t)t * c->dim;
+  if (j->add) j->ctx->ops->axpy(x, 1.0f, j->add + (size_t)t * c->dim, c->dim);
+  rmsnorm(j->ctx->xb + (size_t)t * c->dim, x, (const float*)j->norm->data, c->dim, c->norm_eps);
+}
+
+/* Biases, per-head q/k norms, RoPE, then this token's k and v into its slot of the paged cache. */
+static void qkv_post_task(void* arg, int32_t t, int32_t thread) {
+  (void)thread;
+  norm_job* j = (norm_job*)arg;
+  hearth_context* ctx = j->ctx;
+  const hearth_model_config* c = &ctx->model->cfg;
+  const hearth_layer_weights* L = &ctx->model->layers[j->layer];
+  const int32_t hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
+  float* q = ctx->q + (size_t)t * q_dim;  /* (H, hd) */
+  float* k = ctx->k + (size_t)t * kv_dim; /* (KVH, hd) */
+  float* v = ctx->v + (size_t)t * kv_dim; /* (KVH, hd) */
+  if (L->bq.data) {
+    ctx->ops->axpy(q, 1.0f, (const float*)L->bq.data, q_dim);
+    ctx->ops->axpy(k, 1.0f, (const float*)L->bk.data, kv_dim);
+    ctx->ops->axpy(v, 1.0f, (const float*)L->bv.data, kv_dim);
+  }
+  const float* cos_t = ctx->rope_cos + (size_t)t * (hd / 2);
+  const float* sin_t = ctx->rope_sin + (size_t)t * (hd / 2);
+  for (int32_t h = 0; h < c->n_heads; h++) {
+    if (L->q_norm.data) rmsnorm(q + h * hd, q + h * hd, (const float*)L->q_norm.data, hd, c->norm_eps);
+    rope(q + h * hd, cos_t, sin_t, hd, c->rope_style);
+  }
+  for (int32_t h = 0; h < c->n_kv_heads; h++) {
+    if (L->k_norm.data) rmsnorm(k + h * hd, k + h * hd, (const float*)L->k_norm.data, hd, c->norm_eps);
+    rope(k + h * hd, cos_t, sin_t, hd, c->rope_style);
+  }
+  /* Cache layout per layer: (blocks, KVH, block_size, hd), so one head's keys of a block are contiguous. */
+  const hearth_batch* b = j->b;
+  const int32_t bs = ctx->opts.kv_block_size, pos = b->positions[t], s = ctx->token_seq[t];
+  const int32_t block = b->block_tables[(size_t)s * ctx->opts.max_blocks_per_seq + pos / bs];
+  const size_t layer_off = (size_t)j->layer * ctx->opts.kv_num_blocks * c->n_kv_heads * bs * hd;
+  for (int32_t h = 0; h < c->n_kv_heads; h++) {
+    size_t off = layer_off + (((size_t)block * c->n_kv_heads + h) * bs + (size_t)(pos % bs)) * hd;
+    memcpy(ctx->key_cache + off, k + h * hd, sizeof(float) * (size_t)hd);
+    memcpy(ctx->value_cache + off, v + h * hd, sizeof(float) * (size_t)hd);
+  }
+}
+
+/* Causal attention of one query head of one token over its sequence's cached positions. */
+static void attention_task(void* arg, int32_t task, int32_t thread) {
+  norm_job* j = (norm_job*)arg;
+  hearth_context* ctx = j->ctx;
+  const hearth_model_config* c = &ctx->model->cfg;
+  const hearth_batch* b = j->b;
+  const int32_t t = task / c->n_heads, h = task % c->n_heads, hd = c->head_dim;
+  const int32_t kvh = h / (c->n_heads / c->n_kv_heads); /* GQA: query heads share a key/value head */
+  const int32_t bs = ctx->opts.kv_block_size, pos = b->positions[t], s = ctx->token_seq[t];
+  const int32_t* table = b->block_tables + (size_t)s * ctx->opts.max_blocks_per_seq;
+  const size_t layer_off = (size_t)j->layer * ctx->opts.kv_num_blocks * c->n_kv_heads * bs * hd;
+  const float* q = ctx->q + ((size_t)t * c->n_heads + h) * hd; /* (hd) */
+  float* out = ctx->att_out + ((size_t)t * c->n_heads + h) * hd; /* (hd) */
+  float* scores = ctx->scores + (size_t)thread * c->max_seq_len; /* (positions) */
+  const int32_t first = c->sliding_window > 0 && pos + 1 > c->sliding_window ? pos + 1 - c->sliding_window : 0;
+
+  float max_score = -INFINITY;
+  for (int32_t p = first; p <= pos; p++) {
+    const float* key = ctx->key_cache + layer_off + (((size_t)table[p / bs] * c->n_kv_heads + kvh) * bs + p % bs) * hd;
+    float sc = ctx->ops->dot(q, key, hd) * c->attn_scale;
+    scores[p - first] = sc;
+    if (sc > max_score) max_score = sc;
+  }
+  float sum = 0;
+  for (int32_t p = first; p <= pos; p++) sum += scores[p - first] = expf(scores[p - first] - max_score);
+  memset(out, 0, sizeof(float) * (size_t)hd);
+  const float inv = 1.0f / sum;
+  for (int32_t p = first; p <= pos; p++) {
+    const float* val =
+        ctx->value_cache + layer_off + (((size_t)table[p / bs] * c->n_kv_heads + kvh) * bs + p % bs) * hd;
+    ctx->ops->axpy(out, scores[p - first] * inv, val, hd);
+  }
+}
+
+/* hb = silu(gate) * up, for one token. */
+static void swiglu_task(void* arg, int32_t t, int32_t thread) {
+  (void)thread;
+  norm_job* j = (norm_job*)arg;
+  const int32_t F = j->ctx->model->cfg.hidden_dim;
+  float* gate = j->ctx->hb + (size_t)t * F;
+  const float* up = j->ctx->hb2 + (size_t)t * F;
+  for (int32_t i = 0; i < F; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+
+int32_t hearth_forward_llama(hearth_context* ctx, const hearth_batch* b, float* logits_out,
+                             const int32_t* logit_rows, int32_t n_logit_rows) {
+  const hearth_model* m = ctx->model;
+  const hearth_model_config* c = &m->cfg;
+  const int32_t T = b->n_tokens, D = c->dim, hd = c->head_dim;
+
+  /* Which sequence each token belongs to, and the RoPE angles of its position. */
+  for (int32_t s = 0; s < b->n_seqs; s++)
+    for (int32_t t = b->seq_start[s]; t < b->seq_start[s + 1]; t++) ctx->token_seq[t] = s;
+  for (int32_t t = 0; t < T; t++)
+    for (int32_t i = 0; i < hd / 2; i++) {
+      float angle = (float)b->positions[t] * m->rope_inv_freq[i]; /* float32, as transformers computes it */
+      ctx->rope_cos[(size_t)t * (hd / 2) + i] = cosf(angle) * c->rope_attn_factor;
+      ctx->rope_sin[(size_t)t * (hd / 2) + i] = sinf(angle) * c->rope_attn_factor;
+    }
+
+  /* x (T, D) = token embeddings */
+  for (int32_t t = 0; t < T; t++) {
+    size_t elem = m->tok_embd.dtype == HEARTH_DTYPE_F32 ? 4 : 2;
+    const void* row = (const uint8_t*)m->tok_embd.data + (size_t)b->tokens[t] * D * elem;
+    ctx->ops->to_f32(ctx->x + (size_t)t * D, row, m->tok_embd.dtype, D);
+  }
+
+  norm_job job = {.ctx = ctx, .b = b};
+  for (int32_t l = 0; l < c->n_layers; l++) {
+    const hearth_layer_weights* L = &m->layers[l];
+    job.layer = l;
+
+    /* xb = rmsnorm(x += previous layer's FFN output in xb); in place is safe: each token reads its own
+       row of xb before writing it */
+    job.norm = &L->attn_norm;
+    job.add = l == 0 ? NULL : ctx->xb;
+    hearth_pool_run(ctx->pool, add_norm_task, &job, T);
+
+    /* q (T, H*hd), k, v (T, KVH*hd) = xb @ wq^T, wk^T, wv^T; then bias, q/k norm, RoPE, into the cache */
+    matmul(ctx, ctx->xb, T, &L->wq, ctx->q, &L->wk, ctx->k, &L->wv, ctx->v);
+    hearth_pool_run(ctx->pool, qkv_post_task, &job, T);
+
+    /* att_out (T, H*hd) = softmax(q k^T * scale) v over each sequence's cache */
+    hearth_pool_run(ctx->pool, attention_task, &job, T * c->n_heads);
+
+    /* xb (T, D) = att_out @ wo^T; then x += xb and xb = rmsnorm(x) for the FFN */
+    matmul(ctx, ctx->att_out, T, &L->wo, ctx->xb, NULL, NULL, NULL, NULL);
+    job.norm = &L->ffn_norm;
+    job.add = ctx->xb;
+    hearth_pool_run(ctx->pool, add_norm_task, &job, T);
+
+    /* hb (T, F) = silu(xb @ w_gate^T) * (xb @ w_up^T); xb (T, D) = hb @ w_down^T */
+    matmul(ctx, ctx->xb, T, &L->w_gate, ctx->hb, &L->w_up, ctx->hb2, NULL, NULL);
+    hearth_pool_run(ctx->pool, swiglu_task, &job, T);
+    matmul(ctx, ctx->hb, T, &L->w_down, ctx->xb, NULL, NULL, NULL, NULL);
+  }
+
+  /* x += last FFN output; xb (R, D) = rmsnorm of the R rows that need logits; logits (R, V) = xb @ lm_head^T */
+  for (int32_t t = 0; t < T; t++) ctx->ops->axpy(ctx->x + (size_t)t * D, 1.0f, ctx->xb + (size_t)t * D, D);
+  for (int32_t r = 0; r < n_logit_rows; r++)
+    rmsnorm(ctx->xb + (size_t)r * D, ctx->x + (size_t)logit_rows[r] * D, (const float*)m->output_norm.data, D,
+            c->norm_eps);
+  if (n_logit_rows > 0) matmul(ctx, ctx->xb, n_logit_rows, &m->lm_head, logits_out, NULL, NULL, NULL, NULL);
+  return HEARTH_OK;
+}

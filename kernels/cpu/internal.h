@@ -1,0 +1,186 @@
+/*
+ * internal.h — what the CPU backend's files share: the model and context structs, the per-ISA kernel
+ * table, the thread pool and small helpers. Not part of the public interface (that is hearth.h).
+ */
+#ifndef HEARTH_CPU_INTERNAL_H
+#define HEARTH_CPU_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../include/hearth.h"
+
+#define HEARTH_MAX_FILES 256
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Errors                                                                                                 */
+
+/* Writes a formatted message into err (if any) and returns status. */
+int32_t hearth_fail(char* err, size_t err_len, int32_t status, const char* fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Allocation that is 64-byte aligned (for vector loads), zero-filled, NULL on failure or overflow. */
+void* hearth_alloc(size_t count, size_t size);
+/* The same without zero-filling: for big buffers every byte of which is written before it is read
+   (the KV cache), so the OS maps pages only as the cache fills. */
+void* hearth_alloc_uninit(size_t count, size_t size);
+void hearth_free_aligned(void* p);
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Weights                                                                                                */
+
+/* A matrix (rows, cols) or vector (1, cols) as the forward pass reads it. */
+typedef struct {
+  const void* data; /* points into a mapped file or into an owned buffer */
+  int32_t dtype;    /* hearth_dtype */
+  int64_t rows;
+  int64_t cols;
+} hearth_weight;
+
+/* A tensor as TypeScript described it, before hearth_model_finish resolves it into a hearth_weight. */
+typedef struct {
+  int32_t present;
+  int32_t file;
+  uint64_t offset;
+  uint64_t nbytes;
+  int32_t dtype;
+  int32_t n_dims;
+  int64_t dims[4];
+  char name[160];
+} hearth_tensor_record;
+
+typedef struct {
+  hearth_weight attn_norm; /* (dim) f32 */
+  hearth_weight wq;        /* (n_heads * head_dim, dim) */
+  hearth_weight wk;        /* (n_kv_heads * head_dim, dim) */
+  hearth_weight wv;        /* (n_kv_heads * head_dim, dim) */
+  hearth_weight wo;        /* (dim, n_heads * head_dim) */
+  hearth_weight bq;        /* (n_heads * head_dim) f32, or data NULL */
+  hearth_weight bk;        /* (n_kv_heads * head_dim) f32, or data NULL */
+  hearth_weight bv;        /* (n_kv_heads * head_dim) f32, or data NULL */
+  hearth_weight q_norm;    /* (head_dim) f32, or data NULL */
+  hearth_weight k_norm;    /* (head_dim) f32, or data NULL */
+  hearth_weight ffn_norm;  /* (dim) f32 */
+  hearth_weight w_gate;    /* (hidden_dim, dim) */
+  hearth_weight w_up;      /* (hidden_dim, dim) */
+  hearth_weight w_down;    /* (dim, hidden_dim) */
+} hearth_layer_weights;
+
+typedef struct {
+  void* addr;  /* mmap'd bytes (NULL for an empty file) */
+  size_t size; /* file size in bytes */
+} hearth_mapped_file;
+
+struct hearth_model {
+  hearth_model_config cfg;
+  float* rope_inv_freq; /* (head_dim / 2) */
+  int32_t finished;
+
+  int32_t n_files;
+  hearth_mapped_file files[HEARTH_MAX_FILES];
+
+  hearth_tensor_record* records; /* (HEARTH_T_ROLE_COUNT, n_layers + 1): layer -1 is stored at index 0 */
+
+  /* Resolved by hearth_model_finish. */
+  hearth_weight tok_embd;      /* (vocab, dim) */
+  hearth_weight output_norm;   /* (dim) f32 */
+  hearth_weight lm_head;       /* (vocab, dim); the embedding when tied */
+  hearth_layer_weights* layers; /* (n_layers) */
+
+  void** owned;    /* buffers made by conversions, freed with the model */
+  int32_t n_owned;
+  int32_t cap_owned;
+  uint64_t owned_bytes;
+};
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Kernels chosen per instruction set at load time                                                       */
+
+typedef struct {
+  const char* isa; /* "avx512", "avx2", "c" */
+  /* y[r] = dot(W[r, :], x) for r in [0, n); W is (n, k) of dtype, rows contiguous. */
+  void (*matvec)(float* y, const void* w, int32_t dtype, const float* x, int64_t n, int64_t k);
+  /* Y[t * ldy + r] = dot(W[r, :], X[t * k ..]) for r in [0, n), t in [0, T). */
+  void (*matmul)(float* y, int64_t ldy, const void* w, int32_t dtype, const float* x, int64_t T, int64_t n,
+                 int64_t k);
+  float (*dot)(const float* a, const float* b, int64_t n);
+  /* y += a * x */
+  void (*axpy)(float* y, float a, const float* x, int64_t n);
+  /* dst[i] = float(src[i]) */
+  void (*to_f32)(float* dst, const void* src, int32_t dtype, int64_t n);
+} hearth_cpu_ops;
+
+extern const hearth_cpu_ops hearth_ops_c;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const hearth_cpu_ops hearth_ops_avx2;
+extern const hearth_cpu_ops hearth_ops_avx512;
+#endif
+
+/* The table for this CPU (or the one HEARTH_ISA=c|avx2|avx512 asks for, when the CPU has it). */
+const hearth_cpu_ops* hearth_cpu_ops_get(void);
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Thread pool                                                                                            */
+
+typedef struct hearth_pool hearth_pool;
+/* One task of a parallel loop: task in [0, n_tasks), thread in [0, n_threads). */
+typedef void (*hearth_task_fn)(void* arg, int32_t task, int32_t thread);
+
+hearth_pool* hearth_pool_new(int32_t n_threads);
+int32_t hearth_pool_threads(const hearth_pool* pool);
+/* Runs fn for every task on all threads (the caller is thread 0) and returns when all are done. */
+void hearth_pool_run(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_tasks);
+void hearth_pool_free(hearth_pool* pool);
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Context                                                                                                */
+
+/* Per-thread scratch of the sampler. */
+typedef struct {
+  float* work;      /* (vocab) processed logits, then probabilities */
+  int32_t* ids;     /* (vocab) candidate ids */
+  uint32_t* stamp;  /* (vocab) "seen in this sequence's history" marks */
+  int32_t* counts;  /* (vocab) occurrences in the output */
+  uint32_t epoch;   /* stamp value of the current sequence */
+} hearth_sampler_scratch;
+
+struct hearth_context {
+  const hearth_model* model;
+  hearth_context_options opts;
+  const hearth_cpu_ops* ops;
+  hearth_pool* pool;
+
+  /* Paged KV cache, per layer: (kv_num_blocks, n_kv_heads, kv_block_size, head_dim) floats each. */
+  float* key_cache;
+  float* value_cache;
+  uint64_t kv_bytes;
+
+  /* Activations of one step, T = max_batch_tokens. */
+  float* x;        /* (T, dim) residual stream */
+  float* xb;       /* (T, dim) normed input of a sublayer */
+  float* q;        /* (T, n_heads * head_dim) */
+  float* k;        /* (T, n_kv_heads * head_dim) */
+  float* v;        /* (T, n_kv_heads * head_dim) */
+  float* att_out;  /* (T, n_heads * head_dim) */
+  float* hb;       /* (T, hidden_dim) gate, then silu(gate) * up */
+  float* hb2;      /* (T, hidden_dim) up */
+  float* rope_cos; /* (T, head_dim / 2) */
+  float* rope_sin; /* (T, head_dim / 2) */
+  float* scores;   /* (n_threads, max_seq_len) attention scores */
+  int32_t* token_seq; /* (T) sequence index of each token */
+  float* logits;   /* (max_batch_seqs, vocab) */
+  hearth_sampler_scratch* samplers; /* (n_threads) */
+};
+
+/* The forward pass of the Llama family (Llama, Mistral, Qwen2, Qwen3): fills ctx->logits or out_logits. */
+int32_t hearth_forward_llama(hearth_context* ctx, const hearth_batch* b, float* logits_out,
+                             const int32_t* logit_rows, int32_t n_logit_rows);
+
+/* Picks one token for each sequence that asked for one, from rows of raw logits. */
+void hearth_sample_batch(hearth_context* ctx, const hearth_batch* b, const float* const* seq_logits);
+
+/* Uniform in [0, 1) from a counter-based RNG keyed by (seed, position): the same on every backend. */
+double hearth_uniform(uint64_t seed, uint64_t position);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * ops_c.c — the plain C kernels: the reference every vector path is tested against, and the path
+ * used on CPUs without AVX2 (and on arm64).
+ */
+#include "../include/hearth_half.h"
+#include "internal.h"
+
+static float dot_c(const float* a, const float* b, int64_t n) {
+  /* Four partial sums: fewer rounding steps in a row and room for the compiler to vectorise. */
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < n; i++) s0 += a[i] * b[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+static float dot_f16_c(const uint16_t* w, const float* x, int64_t n) {
+  float s0 = 0, s1 = 0;
+  int64_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    s0 += hearth_f16_to_f32(w[i]) * x[i];
+    s1 += hearth_f16_to_f32(w[i + 1]) * x[i + 1];
+  }
+  for (; i < n; i++) s0 += hearth_f16_to_f32(w[i]) * x[i];
+  return s0 + s1;
+}
+
+static float dot_bf16_c(const uint16_t* w, const float* x, int64_t n) {
+  float s0 = 0, s1 = 0;
+  int64_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    s0 += hearth_bf16_to_f32(w[i]) * x[i];
+    s1 += hearth_bf16_to_f32(w[i + 1]) * x[i + 1];
+  }
+  for (; i < n; i++) s0 += hearth_bf16_to_f32(w[i]) * x[i];
+  return s0 + s1;
+}
+
+static float dot_row_c(const void* w, int32_t dtype, int64_t row, const float* x, int64_t k) {
+  switch (dtype) {
+    case HEARTH_DTYPE_F16: return dot_f16_c((const uint16_t*)w + row * k, x, k);
+    case HEARTH_DTYPE_BF16: return dot_bf16_c((const uint16_t*)w + row * k, x, k);
+    default: return dot_c((const float*)w + row * k, x, k);
+  }
+}
+
+static void matvec_c(float* y, const void* w, int32_t dtype, const float* x, int64_t n, int64_t k) {
+  for (int64_t r = 0; r < n; r++) y[r] = dot_row_c(w, dtype, r, x, k);
+}
+
+static void matmul_c(float* y, int64_t ldy, const void* w, int32_t dtype, const float* x, int64_t T,
+                     int64_t n, int64_t k) {
+  for (int64_t r = 0; r < n; r++)
+    for (int64_t t = 0; t < T; t++) y[t * ldy + r] = dot_row_c(w, dtype, r, x + t * k, k);
+}
+
+static void axpy_c(float* y, float a, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void to_f32_c(float* dst, const void* src, int32_t dtype, int64_t n) {
+  switch (dtype) {
+    case HEARTH_DTYPE_F16:
+      for (int64_t i = 0; i < n; i++) dst[i] = hearth_f16_to_f32(((const uint16_t*)src)[i]);
+      break;
+    case HEARTH_DTYPE_BF16:
+      for (int64_t i = 0; i < n; i++) dst[i] = hearth_bf16_to_f32(((const uint16_t*)src)[i]);
+      break;
+    default:
+      for (int64_t i = 0; i < n; i++) dst[i] = ((const float*)src)[i];
+  }
+}
+
+const hearth_cpu_ops hearth_ops_c = {
+    .isa = "c",
+    .matvec = matvec_c,
+    .matmul = matmul_c,
+    .dot = dot_c,
+    .axpy = axpy_c,
+    .to_f32 = to_f32_c,
+};

@@ -1,0 +1,64 @@
+/**
+ * hearth's command line: `serve` runs the OpenAI-compatible server, `client` talks to one.
+ *
+ *   deno run -A main.ts serve [CONFIG.yaml] --model DIR [options]     (deno task serve)
+ *   deno run -A main.ts client [options]                              (deno task client)
+ *
+ * Subcommands are imported lazily so that each loads only what it needs (the client never loads
+ * the native library).
+ *
+ * @module
+ */
+
+const USAGE = `usage: hearth <command> [options]
+
+commands:
+  serve    run the OpenAI-compatible HTTP server (serve --help for options)
+  client   talk to a running server`;
+
+/** What a subcommand module exports: `main(args)` returning the exit code. */
+interface CommandModule {
+  main?: (args: string[]) => Promise<number | void> | number | void;
+}
+
+async function runClient(args: string[]): Promise<number> {
+  let mod: CommandModule;
+  try {
+    // The client lands with its own issue; until then say so instead of failing obscurely.
+    mod = await import("./src/cli/client.ts") as unknown as CommandModule;
+  } catch (err) {
+    if (err instanceof Error && /not found|Cannot find module|ERR_MODULE_NOT_FOUND/i.test(err.message)) {
+      console.error("hearth client: not yet implemented");
+      return 1;
+    }
+    throw err;
+  }
+  if (typeof mod.main !== "function") {
+    console.error("hearth client: not yet implemented");
+    return 1;
+  }
+  return (await mod.main(args)) ?? 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case "serve": {
+      const { serve } = await import("./src/cli/serve.ts");
+      return await serve(args);
+    }
+    case "client":
+      return await runClient(args);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`hearth: unknown command '${command}'\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

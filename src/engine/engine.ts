@@ -1,0 +1,348 @@
+/**
+ * The engine: a loaded model, its native context, and the loop that turns `generate` calls into
+ * batched forward steps. Every step carries all running sequences (decode) plus prompt chunks of new
+ * ones (prefill) in one native call, so concurrent requests share each pass over the weights.
+ *
+ * @module
+ */
+import type { DType, GenerationDefaults, ModelDescription } from "../model/description.ts";
+import { LogitsMode, NativeContext, NativeModel, StepBatch } from "../native/hearth.ts";
+import { KvBlockAllocator } from "./kv_allocator.ts";
+import { Scheduler } from "./scheduler.ts";
+import { Sequence } from "./sequence.ts";
+import {
+  DEFAULT_GENERATE_PARAMS,
+  EngineError,
+  type EngineInfo,
+  type GeneratedToken,
+  type GenerateParams,
+  type TextGenerator,
+} from "./types.ts";
+
+/** How to size the engine. Everything has a default. */
+export interface EngineOptions {
+  /** Weight dtype to compute with; "auto" keeps what the files store. */
+  dtype?: DType | "auto";
+  /** Worker threads (default: physical cores, as the CLI computes; 1 here). */
+  threads?: number;
+  /** Longest context per sequence (default: the model's, limited by the KV cache). */
+  maxModelLen?: number;
+  /** Token slots in the KV cache (default: what `kvCacheBytes` holds). */
+  kvCacheTokens?: number;
+  /** Bytes for the KV cache when kvCacheTokens is not given (default 1 GiB). */
+  kvCacheBytes?: number;
+  /** Tokens per KV block (default 16). */
+  kvBlockSize?: number;
+  /** Most tokens in one step (default 512). */
+  maxBatchTokens?: number;
+  /** Most sequences in one step (default 64). */
+  maxBatchSeqs?: number;
+  /** Called with warnings worth showing a person (e.g. a context cut to fit the cache). */
+  warn?: (message: string) => void;
+}
+
+function randomSeed(): bigint {
+  const b = new BigUint64Array(1);
+  crypto.getRandomValues(b);
+  return b[0];
+}
+
+/** Maps generation_config.json fields onto GenerateParams names. */
+export function defaultsFromGeneration(g: GenerationDefaults): Partial<GenerateParams> {
+  const d: Partial<GenerateParams> = {};
+  // do_sample false means greedy whatever temperature says, as transformers does.
+  if (g.doSample === false) d.temperature = 0;
+  else if (g.temperature !== undefined) d.temperature = g.temperature;
+  if (g.topP !== undefined) d.topP = g.topP;
+  if (g.topK !== undefined) d.topK = g.topK;
+  if (g.minP !== undefined) d.minP = g.minP;
+  if (g.repetitionPenalty !== undefined) d.repetitionPenalty = g.repetitionPenalty;
+  return d;
+}
+
+/** A model ready to generate. Implements the server's {@link TextGenerator}. */
+export class Engine implements TextGenerator {
+  readonly info: EngineInfo;
+  readonly #model: NativeModel;
+  readonly #ctx: NativeContext;
+  readonly #batch: StepBatch;
+  readonly #scheduler: Scheduler;
+  #loop: Promise<void> | null = null;
+  #wake: (() => void) | null = null;
+  #closed = false;
+
+  private constructor(
+    info: EngineInfo,
+    model: NativeModel,
+    ctx: NativeContext,
+    scheduler: Scheduler,
+  ) {
+    this.info = info;
+    this.#model = model;
+    this.#ctx = ctx;
+    this.#scheduler = scheduler;
+    this.#batch = new StepBatch(ctx.options, info.vocabSize);
+  }
+
+  /** Loads a model directory (Hugging Face layout) into a ready engine. */
+  static async load(modelDir: string, opts: EngineOptions = {}): Promise<Engine> {
+    const { describeModel } = await import("../model/loader.ts");
+    const { description, generation } = await describeModel(modelDir);
+    return await Engine.fromDescription(description, generation, modelDir, opts);
+  }
+
+  /** Builds an engine from an already-parsed description (GGUF and tests use this). */
+  static async fromDescription(
+    desc: ModelDescription,
+    generation: GenerationDefaults,
+    modelPath: string,
+    opts: EngineOptions = {},
+  ): Promise<Engine> {
+    const c = desc.config;
+    const blockSize = opts.kvBlockSize ?? 16;
+    const bytesPerToken = 2 * c.nLayers * c.nKvHeads * c.headDim * 4;
+    let maxContext = Math.min(opts.maxModelLen ?? c.maxSeqLen, c.maxSeqLen);
+    const maxBatchTokens = opts.maxBatchTokens ?? 512;
+    const maxBatchSeqs = Math.min(opts.maxBatchSeqs ?? 64, maxBatchTokens);
+    // By default: what the byte budget holds, but no more than every sequence at full length needs.
+    const kvTokens = opts.kvCacheTokens ??
+      Math.max(
+        blockSize,
+        Math.min(Math.floor((opts.kvCacheBytes ?? 1 << 30) / bytesPerToken), maxContext * maxBatchSeqs),
+      );
+    if (opts.maxModelLen !== undefined && opts.maxModelLen > c.maxSeqLen) {
+      opts.warn?.(
+        `max-model-len ${opts.maxModelLen} is beyond the model's ${c.maxSeqLen}; using ${c.maxSeqLen}`,
+      );
+    }
+    const numBlocks = Math.max(1, Math.floor(kvTokens / blockSize));
+    if (numBlocks * blockSize < maxContext) {
+      opts.warn?.(
+        `the KV cache holds ${numBlocks * blockSize} tokens, less than the context of ${maxContext}: ` +
+          `serving a context of ${numBlocks * blockSize}`,
+      );
+      maxContext = numBlocks * blockSize;
+    }
+    const model = await NativeModel.load(
+      { ...desc, config: { ...c, maxSeqLen: maxContext } },
+      opts.dtype ?? "auto",
+    );
+    let ctx: NativeContext;
+    try {
+      ctx = await NativeContext.create(model, {
+        threads: opts.threads ?? 1,
+        kvBlockSize: blockSize,
+        kvNumBlocks: numBlocks,
+        maxBatchTokens,
+        maxBatchSeqs,
+        maxBlocksPerSeq: Math.ceil(maxContext / blockSize),
+      });
+    } catch (e) {
+      model.free();
+      throw e;
+    }
+    const eos = [...new Set([...c.eosTokenIds, ...(generation.eosTokenIds ?? [])])];
+    const info: EngineInfo = {
+      modelPath,
+      architecture: c.architecture,
+      maxContext,
+      vocabSize: c.vocabSize,
+      eosTokenIds: eos,
+      bosTokenId: generation.bosTokenId ?? c.bosTokenId,
+      defaults: defaultsFromGeneration(generation),
+      dtype: model.dtype,
+    };
+    const scheduler = new Scheduler(new KvBlockAllocator(numBlocks, blockSize), {
+      maxBatchTokens,
+      maxBatchSeqs,
+    });
+    return new Engine(info, model, ctx, scheduler);
+  }
+
+  /** Bytes of the KV cache and of weights held in memory (converted) and mapped. */
+  memory(): { kvCache: number; ownedWeights: number; mappedFiles: number } {
+    return {
+      kvCache: this.#ctx.kvBytes(),
+      ownedWeights: this.#model.ownedBytes(),
+      mappedFiles: this.#model.mappedBytes(),
+    };
+  }
+
+  /** KV blocks free now (all of them when idle: nothing leaks). */
+  get freeKvBlocks(): number {
+    return this.#scheduler.allocator.freeBlocks;
+  }
+
+  /** Preemptions so far. */
+  get preemptions(): number {
+    return this.#scheduler.preemptions;
+  }
+
+  #resolveParams(
+    prompt: number[],
+    params: Partial<GenerateParams>,
+  ): { p: GenerateParams; maxTokens: number } {
+    const p: GenerateParams = { ...DEFAULT_GENERATE_PARAMS, ...this.info.defaults };
+    for (const [k, v] of Object.entries(params)) {
+      if (v !== undefined) (p as unknown as Record<string, unknown>)[k] = v;
+    }
+    const bad = (param: string, why: string) => new EngineError(`${param} ${why}`, "invalid_request", param);
+    if (!Array.isArray(prompt) || prompt.length === 0) throw bad("prompt", "must have at least one token");
+    for (const t of prompt) {
+      if (!Number.isInteger(t) || t < 0 || t >= this.info.vocabSize) {
+        throw bad("prompt", `has token id ${t}, outside [0, ${this.info.vocabSize})`);
+      }
+    }
+    if (prompt.length >= this.info.maxContext) {
+      throw new EngineError(
+        `the prompt has ${prompt.length} tokens, but the context is ${this.info.maxContext} tokens ` +
+          `(at least one must be left to generate)`,
+        "context_length_exceeded",
+        "messages",
+      );
+    }
+    const num = (name: keyof GenerateParams, ok: (v: number) => boolean, why: string) => {
+      const v = p[name] as number;
+      if (typeof v !== "number" || Number.isNaN(v) || !ok(v)) throw bad(name, why);
+    };
+    num("maxTokens", (v) => Number.isInteger(v) && v >= 1, "must be an integer >= 1");
+    num("temperature", (v) => v >= 0, "must be >= 0");
+    num("topP", (v) => v > 0 && v <= 1, "must be in (0, 1]");
+    num("topK", (v) => Number.isInteger(v) && v >= 0, "must be an integer >= 0 (0 = off)");
+    num("minP", (v) => v >= 0 && v <= 1, "must be in [0, 1]");
+    num("repetitionPenalty", (v) => v > 0, "must be > 0");
+    num("presencePenalty", (v) => v >= -2 && v <= 2, "must be in [-2, 2]");
+    num("frequencyPenalty", (v) => v >= -2 && v <= 2, "must be in [-2, 2]");
+    num("noRepeatNgramSize", (v) => Number.isInteger(v) && v >= 0, "must be an integer >= 0");
+    num("minTokens", (v) => Number.isInteger(v) && v >= 0, "must be an integer >= 0");
+    const top = p.topLogprobs ?? 0;
+    if (!Number.isInteger(top) || top < 0 || top > 20) {
+      throw bad("topLogprobs", "must be an integer in [0, 20]");
+    }
+    const maxTokens = Math.min(p.maxTokens, this.info.maxContext - prompt.length);
+    return { p, maxTokens };
+  }
+
+  /**
+   * Generates tokens after `prompt`. Yields each token as it is decoded; the last one carries the
+   * finish reason. Breaking out of the loop or aborting `signal` cancels the sequence.
+   */
+  async *generate(
+    prompt: number[],
+    params: Partial<GenerateParams> = {},
+    signal?: AbortSignal,
+  ): AsyncGenerator<GeneratedToken> {
+    if (this.#closed) throw new EngineError("the engine is shut down", "internal");
+    const { p, maxTokens } = this.#resolveParams(prompt, params);
+    const seed = p.seed === undefined ? randomSeed() : BigInt.asUintN(64, BigInt(p.seed));
+    const stops = [...new Set([...(p.ignoreEos ? [] : this.info.eosTokenIds), ...p.stopTokenIds])];
+    const seq = new Sequence(prompt, p, seed, stops, maxTokens);
+    const onAbort = () => {
+      seq.cancelled = true;
+      seq.push(new DOMException("generation aborted", "AbortError"));
+    };
+    if (signal?.aborted) return;
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#scheduler.add(seq);
+    this.#kick();
+    try {
+      while (true) {
+        const item = await seq.next();
+        if (item instanceof Error) {
+          if (item.name === "AbortError") return;
+          throw item;
+        }
+        yield item;
+        if (item.finishReason) return;
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      if (!seq.done) {
+        seq.cancelled = true; // the loop frees its blocks before the next step
+        this.#kick();
+      }
+    }
+  }
+
+  #kick(): void {
+    if (this.#wake) {
+      this.#wake();
+      this.#wake = null;
+    }
+    if (!this.#loop) this.#loop = this.#run().finally(() => (this.#loop = null));
+  }
+
+  /** The step loop: runs while there is work, then waits to be kicked. */
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      const plan = this.#scheduler.schedule();
+      if (plan.length === 0) {
+        if (!this.#scheduler.busy) return;
+        // Sequences are waiting for blocks that running ones hold; nothing can run: wait for a change.
+        await new Promise<void>((resolve) => (this.#wake = resolve));
+        continue;
+      }
+      const batch = this.#batch;
+      batch.clear(LogitsMode.none);
+      for (const slice of plan) {
+        const s = slice.seq;
+        batch.addSequence(
+          s.tokens.slice(slice.start, slice.start + slice.count),
+          slice.start,
+          s.blocks,
+          slice.sample ? s.sampling : null,
+        );
+      }
+      try {
+        await this.#ctx.step(batch);
+      } catch (e) {
+        const err = new EngineError(`forward step failed: ${(e as Error).message}`, "internal");
+        for (const slice of plan) {
+          slice.seq.done = true;
+          slice.seq.push(err);
+        }
+        continue;
+      }
+      plan.forEach((slice, i) => {
+        const s = slice.seq;
+        s.computed += slice.count;
+        if (!slice.sample || s.cancelled || s.done) return;
+        const id = batch.outTokens[i];
+        s.tokens.push(id);
+        const isStop = s.stopIds.has(id);
+        const finishReason = isStop ? "stop" : s.generated >= s.maxTokens ? "length" : null;
+        const item: GeneratedToken = { id, finishReason, isStop };
+        if (s.wantLogprobs) {
+          item.logprob = batch.outLogprobs[i];
+          if (s.topLogprobs > 0) {
+            item.topLogprobs = [];
+            for (let k = 0; k < s.topLogprobs; k++) {
+              item.topLogprobs.push({
+                id: batch.outTopIds[i * 20 + k],
+                logprob: batch.outTopLogprobs[i * 20 + k],
+              });
+            }
+          }
+        }
+        if (finishReason) s.done = true;
+        s.push(item);
+      });
+    }
+  }
+
+  /** Stops the loop after the step in flight, fails pending generations and frees native memory. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wake?.();
+    await this.#loop;
+    const err = new EngineError("the engine is shut down", "internal");
+    for (const s of [...this.#scheduler.waiting, ...this.#scheduler.running]) {
+      s.done = true;
+      s.push(err);
+    }
+    this.#scheduler.reap();
+    this.#ctx.free();
+    this.#model.free();
+  }
+}

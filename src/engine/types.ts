@@ -1,0 +1,132 @@
+/**
+ * The engine's public shapes: what a caller (the HTTP server, the benchmarks, tests) passes to
+ * `Engine.generate` and what comes back.
+ *
+ * @module
+ */
+
+/** How the next token is picked. Defaults give greedy decoding with no penalties. */
+export interface SamplingParams {
+  /** <= 0 is greedy. */
+  temperature: number;
+  /** 1 = off. */
+  topP: number;
+  /** <= 0 = off. */
+  topK: number;
+  /** 0 = off. */
+  minP: number;
+  /** Seed of the counter-based RNG; a seeded request repeats exactly. Random when absent. */
+  seed?: number | bigint;
+  /** Hugging Face style, over prompt and output; 1 = off. */
+  repetitionPenalty: number;
+  /** OpenAI style, over the output; 0 = off. */
+  presencePenalty: number;
+  /** OpenAI style, over the output; 0 = off. */
+  frequencyPenalty: number;
+  /** Ban tokens that would repeat an n-gram of this size; 0 = off. */
+  noRepeatNgramSize: number;
+  /** Stop and EOS ids are banned until this many tokens were generated. */
+  minTokens: number;
+  /** Added to the logits of these token ids (-Infinity bans). */
+  logitBias?: Map<number, number>;
+  /** Report the log-probability of each sampled token. */
+  logprobs?: boolean;
+  /** How many top alternatives to report with each token (0..20). */
+  topLogprobs?: number;
+}
+
+/** A whole generation request. */
+export interface GenerateParams extends SamplingParams {
+  /** Most tokens to generate (the context length also bounds it). */
+  maxTokens: number;
+  /** Extra ids that end the generation (the model's EOS ids always do unless ignoreEos). */
+  stopTokenIds: number[];
+  /** Keep going past EOS (stop ids in stopTokenIds still stop). */
+  ignoreEos: boolean;
+}
+
+/** Why a generation ended, as OpenAI spells it. */
+export type FinishReason = "stop" | "length";
+
+/** One alternative token with its log-probability. */
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+}
+
+/** One generated token. The last item of a generation carries its finish reason. */
+export interface GeneratedToken {
+  id: number;
+  /** Set on the last token: "stop" when it is a stop/EOS id, "length" when the limit was reached. */
+  finishReason: FinishReason | null;
+  /** True when the id is an EOS/stop id (its text should not be shown). */
+  isStop: boolean;
+  /** Log-probability of this token under the model (when requested). */
+  logprob?: number;
+  /** Top alternatives at this position (when requested). */
+  topLogprobs?: TokenLogprob[];
+}
+
+/** Greedy decoding with no penalties, 16 tokens. */
+export const DEFAULT_GENERATE_PARAMS: GenerateParams = {
+  temperature: 0,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  repetitionPenalty: 1,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  noRepeatNgramSize: 0,
+  minTokens: 0,
+  maxTokens: 16,
+  stopTokenIds: [],
+  ignoreEos: false,
+};
+
+/** What the engine tells its users about the loaded model. */
+export interface EngineInfo {
+  /** The model directory or file it was loaded from. */
+  modelPath: string;
+  /** `architectures[0]` (or the GGUF architecture). */
+  architecture: string;
+  /** Longest context (prompt + output) a sequence may have. */
+  maxContext: number;
+  vocabSize: number;
+  /** Ids that end a generation unless ignoreEos (config.json + generation_config.json). */
+  eosTokenIds: number[];
+  bosTokenId: number | null;
+  /** Sampling defaults from generation_config.json, already in SamplingParams names. */
+  defaults: Partial<GenerateParams>;
+  /** Weight dtype actually computed with, e.g. "bf16". */
+  dtype: string;
+}
+
+/**
+ * The engine as the server sees it. `generate` yields tokens as they are decoded; breaking out of the
+ * loop (or aborting `signal`) cancels the sequence and frees its KV blocks at the next step.
+ * Errors (bad params, prompt too long) are thrown from the first iteration as {@link EngineError}.
+ */
+export interface TextGenerator {
+  readonly info: EngineInfo;
+  generate(
+    prompt: number[],
+    params: Partial<GenerateParams>,
+    signal?: AbortSignal,
+  ): AsyncIterable<GeneratedToken>;
+  /** Stops the scheduler and frees native memory; pending generations end with an error. */
+  close(): Promise<void>;
+}
+
+/** An error the engine reports to callers; `code` lets the server map it to an HTTP status. */
+export class EngineError extends Error {
+  constructor(
+    message: string,
+    /** "invalid_request" (400), "context_length_exceeded" (400), "overloaded" (429), "internal" (500). */
+    readonly code: "invalid_request" | "context_length_exceeded" | "overloaded" | "internal",
+    /** The request field at fault, when there is one. */
+    readonly param?: string,
+  ) {
+    super(message);
+    this.name = "EngineError";
+  }
+}

@@ -1,0 +1,50 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { compatTokenizerJson, Tokenizer } from "./tokenizer.ts";
+
+const MODEL = fileURLToPath(new URL("../../test/fixtures/models/llama-f32", import.meta.url));
+const json = JSON.parse(await Deno.readTextFile(join(MODEL, "tokenizer.json")));
+const config = JSON.parse(await Deno.readTextFile(join(MODEL, "tokenizer_config.json")));
+
+Deno.test("special tokens and FIM tokens from the fixture", async () => {
+  const t = await Tokenizer.load(MODEL);
+  assertEquals([t.bosToken, t.bosTokenId, t.eosToken, t.eosTokenId], ["<|endoftext|>", 0, "<|im_end|>", 2]);
+  assertEquals(t.fim, { prefix: 3, suffix: 5, middle: 4 });
+  assertEquals(t.addsBos, false);
+  assertEquals(t.specialIds.has(1), true);
+});
+
+Deno.test("add_bos_token: true puts BOS first once; false leaves it out", () => {
+  const withBos = new Tokenizer(json, { ...config, add_bos_token: true });
+  const ids = withBos.encode("hi");
+  assertEquals(ids[0], 0);
+  assertEquals(ids.slice(1), new Tokenizer(json, config).encode("hi"));
+  assertEquals(withBos.encode("hi", { addSpecialTokens: false })[0] === 0, false);
+  assertEquals(withBos.encode("<|endoftext|>hi"), ids);
+});
+
+Deno.test("decode: special tokens kept or skipped, empty input", () => {
+  const t = new Tokenizer(json, config);
+  const ids = t.encode("<|im_start|>hi<|im_end|>");
+  assertEquals(t.decode(ids), "<|im_start|>hi<|im_end|>");
+  assertEquals(t.decode(ids, { skipSpecialTokens: true }), "hi");
+  assertEquals(t.decode([]), "");
+});
+
+Deno.test("tokenizer_config.json tokens may be AddedToken objects", () => {
+  const t = new Tokenizer(json, { ...config, eos_token: { content: "<|im_end|>", __type: "AddedToken" } });
+  assertEquals(t.eosTokenId, 2);
+});
+
+Deno.test("compatTokenizerJson rewrites Digits to a Unicode-aware Split, nested too", () => {
+  const out = compatTokenizerJson({
+    pre_tokenizer: {
+      type: "Sequence",
+      pretokenizers: [{ type: "Digits", individual_digits: true }, { type: "ByteLevel" }],
+    },
+  });
+  const seq = out.pre_tokenizer as { pretokenizers: Record<string, unknown>[] };
+  assertEquals(seq.pretokenizers[0].type, "Split");
+  assertEquals(seq.pretokenizers[1], { type: "ByteLevel" });
+});

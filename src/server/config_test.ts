@@ -1,0 +1,61 @@
+import {
+  deepStrictEqual as assertEquals,
+  rejects as assertRejects,
+  throws as assertThrows,
+} from "node:assert/strict";
+import { join } from "node:path";
+import { ConfigError, loadConfigFile, resolveConfig } from "./config.ts";
+
+Deno.test("defaults are the seed server's", () => {
+  const c = resolveConfig({ model: "models/tiny" }, {});
+  assertEquals([c.host, c.port, c.device, c.dtype, c.logLevel, c.logFormat], [
+    "127.0.0.1",
+    8137,
+    "auto",
+    "auto",
+    "INFO",
+    "text",
+  ]);
+  assertEquals(c.servedModelName, "tiny");
+  assertEquals(c.model, join(Deno.cwd(), "models/tiny"));
+  assertEquals([c.noAuth, c.ignoreEos, c.stopSequences, c.corsOrigins], [false, false, [], []]);
+});
+
+Deno.test("flags override the file", () => {
+  const c = resolveConfig({ model: "a", port: 1, "stop-sequences": "END" }, {
+    port: 2,
+    "log-level": "debug",
+  });
+  assertEquals([c.port, c.logLevel, c.stopSequences], [2, "DEBUG", ["END"]]);
+});
+
+Deno.test("an unknown key is an error naming it", () => {
+  assertThrows(
+    () => resolveConfig({ model: "a", "stop-sequence": ["x"] }, {}, "server.yaml"),
+    (e: Error) =>
+      e instanceof ConfigError && e.message.includes("'stop-sequence'") && e.message.includes("server.yaml"),
+  );
+});
+
+Deno.test("a mistyped value names the key and where it came from", () => {
+  assertThrows(() => resolveConfig({ model: "a", port: "http" }, {}, "server.yaml"), /'port' in server.yaml/);
+  assertThrows(() => resolveConfig({ model: "a" }, { "log-level": "LOUD" }), /'log-level' in --log-level/);
+  assertThrows(() => resolveConfig({ model: "a", device: "tpu" }, {}), /'device'/);
+  assertThrows(() => resolveConfig({}, {}), /'model' is required/);
+});
+
+Deno.test("YAML files load; bad YAML and non-mappings are errors", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(dir, "ok.yaml"), "model: /m\nstop-sequences:\n  - The end\n");
+    assertEquals(await loadConfigFile(join(dir, "ok.yaml")), { model: "/m", "stop-sequences": ["The end"] });
+    await Deno.writeTextFile(join(dir, "list.yaml"), "- a\n- b\n");
+    await assertRejects(loadConfigFile(join(dir, "list.yaml")), ConfigError);
+    await Deno.writeTextFile(join(dir, "bad.yaml"), "model: [unclosed\n");
+    await assertRejects(loadConfigFile(join(dir, "bad.yaml")), /not valid YAML/);
+    await Deno.writeTextFile(join(dir, "empty.yaml"), "");
+    assertEquals(await loadConfigFile(join(dir, "empty.yaml")), {});
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
