@@ -1,0 +1,212 @@
+/**
+ * The Engine end to end on fixture models: batching does not change tokens, seeded sampling repeats,
+ * cancellation frees the cache, bad requests are errors.
+ */
+import { assert, assertEquals, assertNotEquals, assertRejects } from "../assert.ts";
+import { Engine } from "../../src/engine/engine.ts";
+import { EngineError, type GeneratedToken, type GenerateParams } from "../../src/engine/types.ts";
+import { ROOT } from "./fixtures.ts";
+
+const MODEL = `${ROOT}test/fixtures/models/llama-f32`;
+const PROMPTS = [
+  [5, 17, 200, 33],
+  [400, 1, 2, 3, 99, 123, 77, 12, 9, 250, 301, 44, 18],
+  [7],
+  Array.from({ length: 37 }, (_, i) => (i * 37 + 11) % 500 + 6),
+];
+
+async function collect(
+  engine: Engine,
+  prompt: number[],
+  params: Partial<GenerateParams>,
+): Promise<GeneratedToken[]> {
+  const out: GeneratedToken[] = [];
+  for await (const t of engine.generate(prompt, params)) out.push(t);
+  return out;
+}
+
+const ids = (ts: GeneratedToken[]) => ts.map((t) => t.id);
+
+Deno.test("four sequences of different lengths batched together give the same tokens as each alone", async () => {
+  const engine = await Engine.load(MODEL, { threads: 2 });
+  try {
+    const params = { temperature: 0, repetitionPenalty: 1, maxTokens: 24, ignoreEos: true };
+    const alone = [];
+    for (const p of PROMPTS) alone.push(ids(await collect(engine, p, params)));
+    // All at once: the scheduler puts their prefills and decodes into shared steps.
+    const together = await Promise.all(PROMPTS.map((p) => collect(engine, p, params)));
+    assertEquals(together.map(ids), alone);
+    for (const t of together) assertEquals(t.length, 24);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("a seeded sampled run repeats exactly, alone or beside other requests", async () => {
+  const engine = await Engine.load(MODEL, { threads: 2 });
+  try {
+    const params = { temperature: 0.9, topP: 0.95, topK: 50, seed: 1234, maxTokens: 32, ignoreEos: true };
+    const first = ids(await collect(engine, PROMPTS[1], params));
+    const second = ids(await collect(engine, PROMPTS[1], params));
+    assertEquals(second, first);
+    const crowd = await Promise.all([
+      collect(engine, PROMPTS[1], params),
+      ...PROMPTS.map((p, i) => collect(engine, p, { ...params, seed: 99 + i })),
+    ]);
+    assertEquals(ids(crowd[0]), first, "same seed beside 4 other sequences");
+    const other = ids(await collect(engine, PROMPTS[1], { ...params, seed: 4321 }));
+    assertNotEquals(other, first, "another seed gives another sample");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("sampling: top_k 1 is greedy; a banned token never appears; min_tokens holds EOS back", async () => {
+  const engine = await Engine.load(MODEL, { threads: 1 });
+  try {
+    const greedy = ids(await collect(engine, PROMPTS[0], { temperature: 0, maxTokens: 16, ignoreEos: true }));
+    const topk1 = ids(
+      await collect(engine, PROMPTS[0], {
+        temperature: 1.5,
+        topK: 1,
+        seed: 7,
+        maxTokens: 16,
+        ignoreEos: true,
+      }),
+    );
+    assertEquals(topk1, greedy);
+    const banned = greedy[0];
+    const biased = ids(
+      await collect(engine, PROMPTS[0], {
+        temperature: 0,
+        maxTokens: 16,
+        ignoreEos: true,
+        logitBias: new Map([[banned, -Infinity]]),
+      }),
+    );
+    assert(!biased.includes(banned), `token ${banned} was banned`);
+    // Make EOS (id 2) the certain choice, then ask for at least 5 tokens first.
+    const eosFirst = await collect(engine, PROMPTS[0], {
+      temperature: 0,
+      maxTokens: 16,
+      logitBias: new Map([[2, 100]]),
+    });
+    assertEquals(eosFirst.length, 1);
+    assertEquals(eosFirst[0].finishReason, "stop");
+    assert(eosFirst[0].isStop);
+    const held = await collect(engine, PROMPTS[0], {
+      temperature: 0,
+      maxTokens: 16,
+      minTokens: 5,
+      logitBias: new Map([[2, 100]]),
+    });
+    assertEquals(held.length, 6);
+    assertEquals(held[5].id, 2);
+    assertEquals(held[5].finishReason, "stop");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("logprobs: the sampled token's and the top alternatives, as log-probabilities", async () => {
+  const engine = await Engine.load(MODEL, { threads: 1 });
+  try {
+    const out = await collect(engine, PROMPTS[1], {
+      temperature: 0,
+      maxTokens: 4,
+      topLogprobs: 5,
+      ignoreEos: true,
+    });
+    for (const t of out) {
+      assert(t.logprob !== undefined && t.logprob <= 0);
+      assertEquals(t.topLogprobs!.length, 5);
+      assertEquals(t.topLogprobs![0].id, t.id, "greedy picks the most likely token");
+      assert(Math.abs(t.topLogprobs![0].logprob - t.logprob!) < 1e-6);
+      for (let i = 1; i < 5; i++) assert(t.topLogprobs![i].logprob <= t.topLogprobs![i - 1].logprob);
+    }
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("length: max tokens and the end of the context both finish with 'length'", async () => {
+  const engine = await Engine.load(MODEL, { threads: 1, maxModelLen: 32 });
+  try {
+    const out = await collect(engine, PROMPTS[0], { temperature: 0, maxTokens: 3, ignoreEos: true });
+    assertEquals(out.map((t) => t.finishReason), [null, null, "length"]);
+    const long = await collect(engine, PROMPTS[1], { temperature: 0, maxTokens: 1000, ignoreEos: true });
+    assertEquals(long.length, 32 - PROMPTS[1].length);
+    assertEquals(long.at(-1)!.finishReason, "length");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("cancelling (break, abort) frees every KV block; many requests leave the cache empty", async () => {
+  const engine = await Engine.load(MODEL, { threads: 1, kvCacheTokens: 1024 });
+  try {
+    const all = engine.freeKvBlocks;
+    for await (const _ of engine.generate(PROMPTS[3], { maxTokens: 50, ignoreEos: true })) break;
+    const ac = new AbortController();
+    let n = 0;
+    for await (const _ of engine.generate(PROMPTS[1], { maxTokens: 50, ignoreEos: true }, ac.signal)) {
+      if (++n === 3) ac.abort();
+    }
+    assertEquals(n, 3);
+    await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        let k = 0;
+        for await (const _ of engine.generate(PROMPTS[i % 4], { maxTokens: 20, ignoreEos: true, seed: i })) {
+          if (++k === (i % 7) + 1 && i % 2 === 0) break;
+        }
+      }),
+    );
+    // One more request makes the loop run a step after the last cancellation, reaping it.
+    await collect(engine, PROMPTS[2], { maxTokens: 1 });
+    assertEquals(engine.freeKvBlocks, all);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("a KV cache too small for every request at once preempts and still gives the same tokens", async () => {
+  // 6 blocks of 16: each sequence needs up to 3 blocks (37 + 10 tokens), so four cannot all run at once.
+  const engine = await Engine.load(MODEL, {
+    threads: 1,
+    kvCacheTokens: 96,
+    kvBlockSize: 16,
+    maxModelLen: 96,
+  });
+  try {
+    const params = { temperature: 0, repetitionPenalty: 1, maxTokens: 10, ignoreEos: true };
+    const alone = [];
+    for (const p of PROMPTS) alone.push(ids(await collect(engine, p, params)));
+    const together = await Promise.all([...PROMPTS, ...PROMPTS].map((p) => collect(engine, p, params)));
+    assertEquals(together.map(ids), [...alone, ...alone]);
+    assert(engine.preemptions > 0, "the cache was too small: some sequence must have been preempted");
+    assertEquals(engine.freeKvBlocks, 6);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("bad requests are EngineErrors naming the field; the prompt limit names both numbers", async () => {
+  const engine = await Engine.load(MODEL, { threads: 1, maxModelLen: 32 });
+  try {
+    const run = (prompt: number[], params: Partial<GenerateParams>) => () => collect(engine, prompt, params);
+    await assertRejects(run([], {}), EngineError, "prompt");
+    await assertRejects(run([600], {}), EngineError, "token id 600");
+    await assertRejects(run([1.5], {}), EngineError, "prompt");
+    await assertRejects(run([1], { temperature: -1 }), EngineError, "temperature");
+    await assertRejects(run([1], { topP: 0 }), EngineError, "topP");
+    await assertRejects(run([1], { maxTokens: 0 }), EngineError, "maxTokens");
+    await assertRejects(run([1], { topLogprobs: 21 }), EngineError, "topLogprobs");
+    const e = await assertRejects(run(Array(40).fill(5), {}), EngineError, "40 tokens");
+    assert(e.message.includes("32"), e.message);
+    assertEquals((e as EngineError).code, "context_length_exceeded");
+    // Still serving afterwards.
+    assertEquals((await collect(engine, [5, 6], { maxTokens: 2, ignoreEos: true })).length, 2);
+  } finally {
+    await engine.close();
+  }
+});

@@ -1,0 +1,191 @@
+/**
+ * The native library's own checks: whatever TypeScript hands it, a bad description or batch is an
+ * error message naming the problem, never a crash, and nothing stays allocated.
+ */
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "../assert.ts";
+import { describeModel } from "../../src/model/loader.ts";
+import type { ModelDescription } from "../../src/model/description.ts";
+import {
+  cpuIsa,
+  LogitsMode,
+  NativeContext,
+  NativeError,
+  NativeModel,
+  StepBatch,
+} from "../../src/native/hearth.ts";
+import { goldenLogits, maxAbsDiff, openFixture, readGolden, ROOT } from "./fixtures.ts";
+
+const DIR = `${ROOT}test/fixtures/models/llama-f32`;
+
+async function description(): Promise<ModelDescription> {
+  return (await describeModel(DIR)).description;
+}
+
+Deno.test("native: a tensor whose bytes run past its file is refused, naming the tensor and the file", async () => {
+  const d = await description();
+  const t = d.tensors.find((t) => t.role === "wq")!;
+  t.offset = 10_000_000;
+  const e = await assertRejects(() => NativeModel.load(d, "auto"), NativeError, t.name);
+  assertStringIncludes(e.message, "run past the end of its file");
+  assertStringIncludes(e.message, "model.safetensors");
+});
+
+Deno.test("native: wrong shape, wrong byte count, missing tensor, duplicate, bad dtype code", async () => {
+  let d = await description();
+  d.tensors.find((t) => t.role === "wUp")!.shape = [64, 128];
+  let e = await assertRejects(() => NativeModel.load(d, "auto"), NativeError, "does not match the config");
+  assertStringIncludes(e.message, "expected [128, 64]");
+
+  d = await description();
+  d.tensors.find((t) => t.role === "wk")!.nbytes -= 4;
+  await assertRejects(() => NativeModel.load(d, "auto"), NativeError, "do not hold");
+
+  d = await description();
+  d.tensors = d.tensors.filter((t) => !(t.role === "wDown" && t.layer === 1));
+  e = await assertRejects(() => NativeModel.load(d, "auto"), NativeError, "missing tensor");
+  assertStringIncludes(e.message, "w_down of layer 1");
+
+  d = await description();
+  d.tensors.push({ ...d.tensors[0] });
+  await assertRejects(() => NativeModel.load(d, "auto"), NativeError, "given twice");
+
+  d = await description();
+  d.files.push(`${ROOT}test/fixtures/does-not-exist.safetensors`);
+  e = await assertRejects(() => NativeModel.load(d, "auto"), NativeError, "cannot open");
+  assertStringIncludes(e.message, "does-not-exist.safetensors");
+
+  d = await description();
+  d.config = { ...d.config, nKvHeads: 3 };
+  await assertRejects(() => NativeModel.load(d, "auto"), NativeError, "not a multiple of n_kv_heads");
+});
+
+Deno.test("native: a bad batch is an error and the context keeps working", async () => {
+  const { ctx, close } = await openFixture("test/fixtures/models/llama-f32", {
+    maxBatchTokens: 16,
+    maxBatchSeqs: 2,
+  });
+  try {
+    const b = new StepBatch(ctx.options, 512);
+    const bad = async (fill: () => void, text: string) => {
+      b.clear();
+      fill();
+      await assertRejects(() => ctx.step(b), NativeError, text);
+    };
+    await bad(() => b.addSequence([600], 0, [0], null), "token id 600");
+    await bad(() => b.addSequence([1, 2], 0, [9999], null), "block 0 is 9999");
+    await bad(() => b.addSequence([1, 2], 255, Array(16).fill(0), null), "past the context");
+    await bad(() => {
+      b.addSequence([1, 2], 0, [0], null);
+      b.positions[1] = 5;
+    }, "not consecutive");
+    await bad(() => {
+      b.addSequence([1], 0, [0], null);
+      b.seqStart[1] = 0;
+    }, "seq_start");
+    await bad(() => b.addSequence([1], 0, [0], { ...neutral(), topP: 2 }), "out of range");
+    // Still fine afterwards.
+    b.clear(LogitsMode.last);
+    b.addSequence([1, 2, 3], 0, [0], neutral());
+    await ctx.step(b);
+    assert(b.outTokens[0] >= 0 && b.outTokens[0] < 512);
+  } finally {
+    close();
+  }
+});
+
+Deno.test("native: context options out of range are refused", async () => {
+  const d = await description();
+  const model = await NativeModel.load(d, "auto");
+  try {
+    const base = {
+      threads: 1,
+      kvBlockSize: 16,
+      kvNumBlocks: 4,
+      maxBatchTokens: 8,
+      maxBatchSeqs: 2,
+      maxBlocksPerSeq: 4,
+    };
+    for (const bad of [{ threads: 0 }, { kvBlockSize: 0 }, { maxBatchSeqs: 9 }]) {
+      await assertRejects(
+        () => NativeContext.create(model, { ...base, ...bad }),
+        NativeError,
+        "out of range",
+      );
+    }
+  } finally {
+    model.free();
+  }
+});
+
+Deno.test("native: --dtype conversions at load compute the same model", async () => {
+  // llama-bf16 and llama-f16 hold llama-f32's weights rounded by torch; their goldens (transformers in
+  // f32 on the rounded weights) show how far rounding alone moves the logits. Converting llama-f32 at
+  // load must move them no further.
+  const g = readGolden("llama-f32");
+  for (const dtype of ["bf16", "f16"] as const) {
+    const rounded = readGolden(`llama-${dtype}`);
+    const { ctx, model, close } = await openFixture(g.model_dir, { dtype });
+    try {
+      assert(model.ownedBytes() > 0, "converted weights live in the model's memory");
+      const b = new StepBatch(ctx.options, 512);
+      for (let s = 0; s < g.sequences.length; s++) {
+        b.clear(LogitsMode.all);
+        b.addSequence(g.sequences[s], 0, [0, 1, 2], null);
+        await ctx.step(b);
+        const diff = maxAbsDiff(b.outLogits!.subarray(0, g.sequences[s].length * 512), goldenLogits(g, s));
+        const roundingGap = maxAbsDiff(goldenLogits(rounded, s), goldenLogits(g, s));
+        assert(
+          diff <= 1.25 * roundingGap + 1e-3,
+          `${dtype} sequence ${s}: ${diff} vs rounding gap ${roundingGap}`,
+        );
+      }
+    } finally {
+      close();
+    }
+  }
+});
+
+function neutral() {
+  return {
+    seed: 1n,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    minP: 0,
+    repetitionPenalty: 1,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    noRepeatNgramSize: 0,
+    minTokens: 0,
+    nTopLogprobs: 0,
+    wantLogprob: false,
+    history: [],
+    promptLen: 0,
+    biasIds: [],
+    biasValues: [],
+    stopIds: [],
+  };
+}
+
+// Every kernel path this CPU has must reproduce the goldens: run the golden logits test under each.
+Deno.test("native: every instruction-set path (c, avx2, avx512) matches the goldens", async () => {
+  const best = await cpuIsa();
+  const paths = best === "avx512" ? ["c", "avx2", "avx512"] : best === "avx2" ? ["c", "avx2"] : ["c"];
+  for (const isa of paths) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "test",
+        "-A",
+        "--filter",
+        "/golden logits: (llama|qwen3-hd32|mistral-sw)/",
+        `${ROOT}test/engine/golden_test.ts`,
+      ],
+      env: { HEARTH_ISA: isa, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert(out.success, `HEARTH_ISA=${isa}:\n${text}`);
+    assertEquals(/ok \| (\d+) passed/.exec(text)?.[1], "6", `HEARTH_ISA=${isa} ran all six: ${text}`);
+  }
+});
