@@ -248,6 +248,7 @@ export class Engine implements TextGenerator {
     try {
       while (true) {
         const item = await seq.next();
+        if (seq.cancelled) return; // aborted while this token was queued: the caller wants no more
         if (item instanceof Error) {
           if (item.name === "AbortError") return;
           throw item;

@@ -25,7 +25,7 @@ export interface ServerProcess {
   stderr: string[];
   child: Deno.ChildProcess;
   /** Sends `signal` (default SIGTERM) and waits for the exit; returns the exit code. */
-  stop(signal?: Deno.Signal): Promise<number>;
+  stop(signal?: Deno.Signal | null): Promise<number>;
   /** Waits until a stderr line matches. */
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
 }
@@ -115,11 +115,14 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
   };
 
   let status: Promise<Deno.CommandStatus> | null = null;
-  const stop = async (signal: Deno.Signal = "SIGTERM"): Promise<number> => {
+  /** Sends `signal` (null: none, the process is already on its way out) and waits for the exit code. */
+  const stop = async (signal: Deno.Signal | null = "SIGTERM"): Promise<number> => {
     if (!status) {
-      try {
-        child.kill(signal);
-      } catch { /* already gone */ }
+      if (signal) {
+        try {
+          child.kill(signal);
+        } catch { /* already gone */ }
+      }
       status = child.status;
     }
     const { code } = await status;
