@@ -9,8 +9,28 @@
 /** Storage type of a tensor, numbered as `hearth_dtype` in kernels/include/hearth.h. */
 export type DType = "f32" | "f16" | "bf16";
 
-/** `hearth_dtype` numbers of {@link DType}. */
-export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2 };
+/** Block-quantized storage types (GGUF layouts, kernels/include/hearth_quant.h). */
+export type QuantDType = "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
+
+/** Any storage type of a weight. */
+export type WeightDType = DType | QuantDType;
+
+/** `hearth_dtype` numbers of every {@link WeightDType}. */
+export const DTYPE_CODE: Record<WeightDType, number> = {
+  f32: 0,
+  f16: 1,
+  bf16: 2,
+  q8_0: 3,
+  q4_0: 4,
+  q4_1: 5,
+  q5_0: 6,
+  q5_1: 7,
+  q2_k: 8,
+  q3_k: 9,
+  q4_k: 10,
+  q5_k: 11,
+  q6_k: 12,
+};
 
 /** Bytes per element of each {@link DType}. */
 export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
@@ -90,7 +110,7 @@ export interface TensorRef {
   /** Absolute byte offset of the data in the file. */
   offset: number;
   nbytes: number;
-  dtype: DType;
+  dtype: WeightDType;
   shape: number[];
 }
 
@@ -101,7 +121,7 @@ export interface ModelDescription {
   files: string[];
   tensors: TensorRef[];
   /** dtype most weights are stored in (for the `auto` choice and messages). */
-  storedDtype: DType;
+  storedDtype: WeightDType;
 }
 
 /** Generation defaults from generation_config.json (all optional). */

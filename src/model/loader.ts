@@ -9,7 +9,7 @@
 import { resolve } from "node:path";
 import { type Checkpoint, expectedLocation, readCheckpoint } from "./checkpoint.ts";
 import { readModelConfig } from "./config.ts";
-import type { DType, GenerationDefaults, ModelConfig, ModelDescription, TensorRef } from "./description.ts";
+import type { DType, GenerationDefaults, ModelConfig, ModelDescription, TensorRef, WeightDType } from "./description.ts";
 import { ModelFormatError } from "./errors.ts";
 import { readGenerationDefaults } from "./generation.ts";
 import { unsupportedDtypeMessage } from "./safetensors.ts";
@@ -119,10 +119,10 @@ function missingError(config: ModelConfig, checkpoint: Checkpoint, missing: stri
 }
 
 /** The dtype holding the most parameters (ties go to the dtype seen first). */
-function mostCommonDtype(tensors: TensorRef[]): DType {
-  const count = new Map<DType, number>();
+function mostCommonDtype(tensors: TensorRef[]): WeightDType {
+  const count = new Map<WeightDType, number>();
   for (const t of tensors) count.set(t.dtype, (count.get(t.dtype) ?? 0) + t.shape.reduce((a, b) => a * b, 1));
-  let best: DType = "f32";
+  let best: WeightDType = "f32";
   let bestCount = -1;
   for (const [dtype, n] of count) {
     if (n > bestCount) [best, bestCount] = [dtype, n];

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DTYPE_BYTES } from "./description.ts";
+import { DTYPE_BYTES, type DType } from "./description.ts";
 import { ModelFormatError } from "./errors.ts";
 import { describeModel, parseDtypeOption } from "./loader.ts";
 import { readSafetensorsHeader } from "./safetensors.ts";
@@ -35,7 +35,7 @@ for (const arch of ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"
     for (const t of description.tensors) {
       const h = header.tensors.get(t.name)!;
       assert.deepEqual([t.offset, t.nbytes, t.dtype, t.file], [h.offset, h.nbytes, "f32", 0]);
-      assert.equal(t.nbytes, t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]);
+      assert.equal(t.nbytes, t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype as DType]);
     }
     const roles = new Set(description.tensors.map((t) => t.role));
     assert.equal(roles.has("bq"), arch === "Qwen2ForCausalLM");

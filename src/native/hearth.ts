@@ -10,6 +10,7 @@ import {
   DTYPE_CODE,
   type ModelConfig,
   type ModelDescription,
+  type WeightDType,
   TensorRole,
 } from "../model/description.ts";
 import { libraryFileName } from "../../build.ts";
@@ -164,7 +165,7 @@ export function encodeModelConfig(c: ModelConfig): Uint8Array<ArrayBuffer> {
 /** A model living in native memory. Free it with {@link NativeModel.free}. */
 export class NativeModel {
   #ptr: Deno.PointerValue;
-  private constructor(ptr: Deno.PointerValue, readonly config: ModelConfig, readonly dtype: DType) {
+  private constructor(ptr: Deno.PointerValue, readonly config: ModelConfig, readonly dtype: WeightDType) {
     this.#ptr = ptr;
   }
 
