@@ -9,7 +9,13 @@
 import { resolve } from "node:path";
 import { type Checkpoint, expectedLocation, readCheckpoint } from "./checkpoint.ts";
 import { readModelConfig } from "./config.ts";
-import type { DType, GenerationDefaults, ModelConfig, ModelDescription, TensorRef, WeightDType } from "./description.ts";
+import type {
+  GenerationDefaults,
+  ModelConfig,
+  ModelDescription,
+  TensorRef,
+  WeightDType,
+} from "./description.ts";
 import { ModelFormatError } from "./errors.ts";
 import { readGenerationDefaults } from "./generation.ts";
 import { unsupportedDtypeMessage } from "./safetensors.ts";

@@ -10,8 +10,8 @@ import {
   DTYPE_CODE,
   type ModelConfig,
   type ModelDescription,
-  type WeightDType,
   TensorRole,
+  type WeightDType,
 } from "../model/description.ts";
 import { libraryFileName } from "../../build.ts";
 
