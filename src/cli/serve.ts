@@ -35,6 +35,17 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   threads: { kind: "int", help: "CPU threads (default: physical cores)" },
   "max-model-len": { kind: "int", help: "longest context to serve (default: the model's)" },
   "kv-cache-tokens": { kind: "int", help: "token slots in the KV cache" },
+  "kv-cache-memory": {
+    kind: "number",
+    help: "KV cache size: bytes, or a fraction (<= 1) of available memory (default 1 GiB)",
+  },
+  "max-num-seqs": { kind: "int", help: "most sequences in one step (default 64)" },
+  "max-num-batched-tokens": { kind: "int", help: "most tokens in one step (default 512)" },
+  "max-waiting-requests": { kind: "int", help: "queued requests before new ones get 429 (default 1024)" },
+  "prefix-caching": {
+    kind: "bool",
+    help: "share KV blocks of identical prompt prefixes (default on; =false disables)",
+  },
   "chat-template": { kind: "string", short: "t", help: "Jinja chat template file (or a named template)" },
   "chat-template-kwargs": { kind: "json", help: "template variables for every request, as JSON" },
   "stop-sequences": { kind: "list", short: "s", help: "stop sequences added to every request" },
@@ -163,6 +174,11 @@ export async function serve(argv: string[]): Promise<number> {
       threads,
       maxModelLen: config.maxModelLen,
       kvCacheTokens: config.kvCacheTokens,
+      kvCacheBytes: kvCacheBytes(config.kvCacheMemory),
+      maxBatchSeqs: config.maxNumSeqs,
+      maxBatchTokens: config.maxNumBatchedTokens,
+      maxWaiting: config.maxWaitingRequests,
+      prefixCaching: config.prefixCaching,
       warn: (message) => logger.warn(message),
     });
     return { generator, tokenizer, chatTemplate };
@@ -185,4 +201,11 @@ export async function serve(argv: string[]): Promise<number> {
     logger,
     load,
   });
+}
+
+/** --kv-cache-memory: bytes when > 1, else that fraction of the memory available now. */
+export function kvCacheBytes(setting: number | undefined): number | undefined {
+  if (setting === undefined) return undefined;
+  if (setting > 1) return Math.floor(setting);
+  return Math.floor(Deno.systemMemoryInfo().available * setting);
 }

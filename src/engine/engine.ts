@@ -37,6 +37,10 @@ export interface EngineOptions {
   maxBatchTokens?: number;
   /** Most sequences in one step (default 64). */
   maxBatchSeqs?: number;
+  /** Share the KV blocks of identical prompt prefixes between requests (default true). */
+  prefixCaching?: boolean;
+  /** Most requests waiting for a place in the batch; past it generate() fails with "overloaded". */
+  maxWaiting?: number;
   /** Called with warnings worth showing a person (e.g. a context cut to fit the cache). */
   warn?: (message: string) => void;
 }
@@ -71,13 +75,17 @@ export class Engine implements TextGenerator {
   #wake: (() => void) | null = null;
   #closed = false;
 
+  readonly #maxWaiting: number;
+
   private constructor(
     info: EngineInfo,
     model: NativeModel,
     ctx: NativeContext,
     scheduler: Scheduler,
+    maxWaiting: number,
   ) {
     this.info = info;
+    this.#maxWaiting = maxWaiting;
     this.#model = model;
     this.#ctx = ctx;
     this.#scheduler = scheduler;
@@ -155,8 +163,9 @@ export class Engine implements TextGenerator {
     const scheduler = new Scheduler(new KvBlockAllocator(numBlocks, blockSize), {
       maxBatchTokens,
       maxBatchSeqs,
+      prefixCaching: opts.prefixCaching ?? true,
     });
-    return new Engine(info, model, ctx, scheduler);
+    return new Engine(info, model, ctx, scheduler, opts.maxWaiting ?? 1024);
   }
 
   /** Bytes of the KV cache and of weights held in memory (converted) and mapped. */
@@ -176,6 +185,16 @@ export class Engine implements TextGenerator {
   /** Preemptions so far. */
   get preemptions(): number {
     return this.#scheduler.preemptions;
+  }
+
+  /** Prompt tokens admitted, and how many of them were served from shared prefix blocks. */
+  get prefixStats(): { admittedTokens: number; hitTokens: number; hitRate: number } {
+    const { admittedTokens, prefixHitTokens } = this.#scheduler;
+    return {
+      admittedTokens,
+      hitTokens: prefixHitTokens,
+      hitRate: admittedTokens === 0 ? 0 : prefixHitTokens / admittedTokens,
+    };
   }
 
   #resolveParams(
@@ -234,6 +253,12 @@ export class Engine implements TextGenerator {
   ): AsyncGenerator<GeneratedToken> {
     if (this.#closed) throw new EngineError("the engine is shut down", "internal");
     const { p, maxTokens } = this.#resolveParams(prompt, params);
+    if (this.#scheduler.waiting.length >= this.#maxWaiting) {
+      throw new EngineError(
+        `the server is at capacity (${this.#scheduler.waiting.length} requests waiting); try again shortly`,
+        "overloaded",
+      );
+    }
     const seed = p.seed === undefined ? randomSeed() : BigInt.asUintN(64, BigInt(p.seed));
     const stops = [...new Set([...(p.ignoreEos ? [] : this.info.eosTokenIds), ...p.stopTokenIds])];
     const seq = new Sequence(prompt, p, seed, stops, maxTokens);
@@ -307,6 +332,7 @@ export class Engine implements TextGenerator {
       plan.forEach((slice, i) => {
         const s = slice.seq;
         s.computed += slice.count;
+        this.#scheduler.publish(s);
         if (!slice.sample || s.cancelled || s.done) return;
         const id = batch.outTokens[i];
         s.tokens.push(id);

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { KvBlockAllocator } from "./kv_allocator.ts";
+import { blockHash, type KvBlockAllocator } from "./kv_allocator.ts";
 import type { Sequence } from "./sequence.ts";
 
 /** A slice of one sequence's tokens to run in the next step. */
@@ -19,10 +19,11 @@ export interface PlannedSlice {
   sample: boolean;
 }
 
-/** Limits of one step. */
+/** Limits of one step, and whether prompts share cached prefix blocks. */
 export interface SchedulerLimits {
   maxBatchTokens: number;
   maxBatchSeqs: number;
+  prefixCaching?: boolean;
 }
 
 /** FIFO admission with decode-first steps and newest-first preemption. */
@@ -33,6 +34,10 @@ export class Scheduler {
   readonly running: Sequence[] = [];
   /** How many preemptions have happened (for logs and tests). */
   preemptions = 0;
+  /** Tokens admitted for computing (prompts, and recomputation after preemption). */
+  admittedTokens = 0;
+  /** Of those, tokens whose KV came from shared prefix blocks instead. */
+  prefixHitTokens = 0;
 
   constructor(readonly allocator: KvBlockAllocator, readonly limits: SchedulerLimits) {}
 
@@ -61,11 +66,42 @@ export class Scheduler {
 
   #preempt(seq: Sequence): void {
     this.allocator.release(seq.blocks);
+    seq.hashes.length = 0;
     seq.computed = 0;
     const i = this.running.indexOf(seq);
     if (i >= 0) this.running.splice(i, 1);
     this.waiting.unshift(seq); // first in line again: it was admitted before anything still waiting
     this.preemptions++;
+  }
+
+  /** Before a sequence's first chunk: take the cached blocks its leading full blocks hash to. */
+  #reusePrefix(seq: Sequence): void {
+    this.admittedTokens += seq.tokens.length;
+    if (!this.limits.prefixCaching) return;
+    const bs = this.allocator.blockSize;
+    // The last token is always computed: its logits give the next token.
+    while ((seq.blocks.length + 1) * bs <= seq.tokens.length - 1) {
+      const start = seq.blocks.length * bs;
+      const hash = blockHash(seq.hashes.at(-1) ?? "", seq.tokens, start, start + bs);
+      const block = this.allocator.share(hash);
+      if (block === undefined) break;
+      seq.blocks.push(block);
+      seq.hashes.push(hash);
+    }
+    seq.computed = seq.blocks.length * bs;
+    this.prefixHitTokens += seq.computed;
+  }
+
+  /** After a step: names the sequence's newly completed full blocks so later prompts can share them. */
+  publish(seq: Sequence): void {
+    if (!this.limits.prefixCaching) return;
+    const bs = this.allocator.blockSize;
+    while ((seq.hashes.length + 1) * bs <= seq.computed) {
+      const i = seq.hashes.length;
+      const hash = blockHash(seq.hashes.at(-1) ?? "", seq.tokens, i * bs, (i + 1) * bs);
+      this.allocator.publish(seq.blocks[i], hash);
+      seq.hashes.push(hash);
+    }
   }
 
   /** Plans the next step. An empty plan means nothing can run now. */
@@ -97,6 +133,7 @@ export class Scheduler {
     ];
     for (const seq of candidates) {
       if (budget <= 0 || plan.length >= this.limits.maxBatchSeqs) break;
+      if (seq.computed === 0 && seq.blocks.length === 0) this.#reusePrefix(seq);
       let count = Math.min(seq.tokens.length - seq.computed, budget);
       if (!this.allocator.ensure(seq.blocks, seq.computed + count)) {
         const fits = (seq.blocks.length + this.allocator.freeBlocks) * this.allocator.blockSize -

@@ -19,6 +19,8 @@ export class Sequence {
   computed = 0;
   /** KV block ids, in position order. */
   readonly blocks: number[] = [];
+  /** Prefix hashes of the leading full, computed blocks (see kv_allocator.ts's blockHash). */
+  readonly hashes: string[] = [];
   /** Set once the sequence has produced its last token, failed or was cancelled. */
   done = false;
   cancelled = false;

@@ -93,6 +93,8 @@ function baseApp(config: AppConfig, logger: Logger, lifecycle: Lifecycle): Hono<
     const log = c.get("log") ?? logger;
     if (internal) log.error("request failed", { err, stack: (err as Error)?.stack });
     else log.info(`request refused: ${error.status} ${error.message}`);
+    // 429: tell well-behaved clients (the OpenAI SDKs honour it) when to come back.
+    if (error.status === 429) c.header("Retry-After", "1");
     return c.json(error.toBody(), error.status as 400);
   });
 

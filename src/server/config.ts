@@ -29,6 +29,12 @@ export const ServerConfigSchema = z.strictObject({
   threads: z.int().min(1).optional(),
   "max-model-len": z.int().min(1).optional(),
   "kv-cache-tokens": z.int().min(1).optional(),
+  /** Bytes (> 1) or a fraction of the memory available at start (<= 1) for the KV cache. */
+  "kv-cache-memory": z.number().positive().optional(),
+  "max-num-seqs": z.int().min(1).optional(),
+  "max-num-batched-tokens": z.int().min(1).optional(),
+  "max-waiting-requests": z.int().min(0).optional(),
+  "prefix-caching": z.boolean().default(true),
   "chat-template": z.string().min(1).optional(),
   "chat-template-kwargs": z.record(z.string(), z.unknown()).default({}),
   "stop-sequences": stringList.default([]),
@@ -66,6 +72,16 @@ export interface ServerConfig {
   threads?: number;
   maxModelLen?: number;
   kvCacheTokens?: number;
+  /** Bytes (> 1) or fraction of available memory (<= 1) for the KV cache. */
+  kvCacheMemory?: number;
+  /** Most sequences in one step. */
+  maxNumSeqs?: number;
+  /** Most tokens in one step (decode tokens plus prompt chunks). */
+  maxNumBatchedTokens?: number;
+  /** Requests that may wait for a place in the batch before new ones get 429. */
+  maxWaitingRequests?: number;
+  /** Share KV blocks of identical prompt prefixes. */
+  prefixCaching: boolean;
   chatTemplate?: string;
   chatTemplateKwargs: Record<string, unknown>;
   stopSequences: string[];
@@ -154,6 +170,11 @@ export function resolveConfig(
     threads: c.threads,
     maxModelLen: c["max-model-len"],
     kvCacheTokens: c["kv-cache-tokens"],
+    kvCacheMemory: c["kv-cache-memory"],
+    maxNumSeqs: c["max-num-seqs"],
+    maxNumBatchedTokens: c["max-num-batched-tokens"],
+    maxWaitingRequests: c["max-waiting-requests"],
+    prefixCaching: c["prefix-caching"],
     chatTemplate: c["chat-template"],
     chatTemplateKwargs: c["chat-template-kwargs"],
     stopSequences: c["stop-sequences"],

@@ -2,7 +2,7 @@
  * The Engine end to end on fixture models: batching does not change tokens, seeded sampling repeats,
  * cancellation frees the cache, bad requests are errors.
  */
-import { assert, assertEquals, assertNotEquals, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertNotEquals, assertRejects, assertStringIncludes } from "../assert.ts";
 import { Engine } from "../../src/engine/engine.ts";
 import { EngineError, type GeneratedToken, type GenerateParams } from "../../src/engine/types.ts";
 import { ROOT } from "./fixtures.ts";
@@ -206,6 +206,48 @@ Deno.test("bad requests are EngineErrors naming the field; the prompt limit name
     assertEquals((e as EngineError).code, "context_length_exceeded");
     // Still serving afterwards.
     assertEquals((await collect(engine, [5, 6], { maxTokens: 2, ignoreEos: true })).length, 2);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("prefix reuse: a shared system prompt is computed once, and answers do not change", async () => {
+  const system = Array.from({ length: 40 }, (_, i) => (i * 13 + 7) % 500 + 6); // 2 full blocks of 16
+  const prompts = [[11, 12, 13], [20, 21], [30], [40, 41, 42, 43]].map((q) => [...system, ...q]);
+  const params = { temperature: 0, repetitionPenalty: 1, maxTokens: 8, ignoreEos: true };
+  const plain = await Engine.load(MODEL, { threads: 1, prefixCaching: false });
+  const cached = await Engine.load(MODEL, { threads: 1 });
+  try {
+    for (const p of prompts) {
+      assertEquals(ids(await collect(cached, p, params)), ids(await collect(plain, p, params)));
+    }
+    const stats = cached.prefixStats;
+    assertEquals(stats.hitTokens, 3 * 32, "every prompt after the first found the system prompt's 2 blocks");
+    assertEquals(plain.prefixStats.hitTokens, 0);
+    assert(stats.hitRate > 0.5);
+    // Concurrent requests with the same prefix agree too.
+    const together = await Promise.all(prompts.map((p) => collect(cached, p, params)));
+    for (let i = 0; i < prompts.length; i++) {
+      assertEquals(ids(together[i]), ids(await collect(plain, prompts[i], params)));
+    }
+  } finally {
+    await plain.close();
+    await cached.close();
+  }
+});
+
+Deno.test("backpressure: past the waiting limit generate() fails fast with 'overloaded'", async () => {
+  const engine = await Engine.load(MODEL, { threads: 1, maxWaiting: 2, maxBatchSeqs: 1 });
+  try {
+    const runs = Array.from(
+      { length: 6 },
+      () => collect(engine, PROMPTS[0], { maxTokens: 4, ignoreEos: true }).then(() => "ok", (e) => e),
+    );
+    const results = await Promise.all(runs);
+    const overloaded = results.filter((r) => r instanceof EngineError && r.code === "overloaded");
+    assert(overloaded.length >= 1, `some were refused: ${results}`);
+    assert(results.filter((r) => r === "ok").length >= 2);
+    assertStringIncludes((overloaded[0] as Error).message, "capacity");
   } finally {
     await engine.close();
   }
