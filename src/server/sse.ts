@@ -9,6 +9,9 @@
  */
 
 import type { ErrorBody } from "../api/openai.ts";
+import type { Run } from "./choices.ts";
+import { toApiError } from "./errors.ts";
+import type { Logger } from "./logger.ts";
 
 const encoder = new TextEncoder();
 
@@ -70,6 +73,40 @@ export function sseResponse(source: AsyncIterator<unknown>, options: SseOptions)
       "connection": "keep-alive",
       "x-accel-buffering": "no",
       ...options.headers,
+    },
+  });
+}
+
+/** What {@link generationStream} needs of a route's generation. */
+export interface GenerationStreamParts {
+  requestId: string;
+  log: Logger;
+  /** The route's run: cancelled when the client goes away, finished when the stream ends. */
+  run: Run;
+  /** The route's event iterator, ended when the stream closes. */
+  events: AsyncIterator<unknown>;
+}
+
+/**
+ * The SSE response of a generation route (chat and completions alike): errors mid-stream become a
+ * final error event (logged when they are the server's fault), a disconnect cancels the run.
+ */
+export function generationStream(source: AsyncIterator<unknown>, parts: GenerationStreamParts): Response {
+  const { log, run, events } = parts;
+  return sseResponse(source, {
+    headers: { "x-request-id": parts.requestId },
+    errorBody: (err) => {
+      const { error, internal } = toApiError(err);
+      if (internal) log.error("generation failed mid-stream", { err });
+      return error.toBody();
+    },
+    onCancel: () => {
+      log.info("client disconnected; generation cancelled");
+      run.cancel();
+    },
+    onClose: () => {
+      run.finish();
+      void events.return?.(undefined).catch(() => {});
     },
   });
 }

@@ -19,11 +19,11 @@ import {
 import { encodeChatPrompt, type TemplateMessage } from "../../model/chat_template.ts";
 import { Run } from "../choices.ts";
 import type { AppDeps, AppEnv } from "../context.ts";
-import { shuttingDown, toApiError } from "../errors.ts";
+import { shuttingDown } from "../errors.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import { buildParams, checkContext, rejectNotImplemented, unknownFields } from "../params.ts";
 import { parseBody, readJsonObject } from "../request.ts";
-import { sseResponse } from "../sse.ts";
+import { generationStream } from "../sse.ts";
 import { logOutcome, logRequestStart } from "./log.ts";
 
 const SCHEMA_KEYS = Object.keys(ChatCompletionRequestSchema.shape);
@@ -193,20 +193,5 @@ export async function chatCompletions(
     if (run.cutByShutdown) throw shuttingDown();
   };
   const source = stream();
-  return sseResponse(source, {
-    headers: { "x-request-id": c.get("requestId") },
-    errorBody: (err) => {
-      const { error, internal } = toApiError(err);
-      if (internal) log.error("generation failed mid-stream", { err });
-      return error.toBody();
-    },
-    onCancel: () => {
-      log.info("client disconnected; generation cancelled");
-      run.cancel();
-    },
-    onClose: () => {
-      run.finish();
-      void events.return(undefined).catch(() => {});
-    },
-  });
+  return generationStream(source, { requestId: c.get("requestId"), log, run, events });
 }

@@ -17,11 +17,11 @@ import {
 import type { Tokenizer } from "../../model/tokenizer.ts";
 import { type PreparedChoice, Run } from "../choices.ts";
 import type { AppDeps, AppEnv } from "../context.ts";
-import { shuttingDown, toApiError } from "../errors.ts";
+import { shuttingDown } from "../errors.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import { buildParams, checkContext, checkIds, rejectNotImplemented, unknownFields } from "../params.ts";
 import { parseBody, readJsonObject } from "../request.ts";
-import { sseResponse } from "../sse.ts";
+import { generationStream } from "../sse.ts";
 import { logOutcome, logRequestStart } from "./log.ts";
 
 const SCHEMA_KEYS = Object.keys(CompletionRequestSchema.shape);
@@ -220,20 +220,5 @@ export async function completions(
       yield { id, object: "text_completion", created, model, choices: [], usage, system_fingerprint: null };
     }
   };
-  return sseResponse(stream(), {
-    headers: { "x-request-id": c.get("requestId") },
-    errorBody: (err) => {
-      const { error, internal } = toApiError(err);
-      if (internal) log.error("generation failed mid-stream", { err });
-      return error.toBody();
-    },
-    onCancel: () => {
-      log.info("client disconnected; generation cancelled");
-      run.cancel();
-    },
-    onClose: () => {
-      run.finish();
-      void events.return(undefined).catch(() => {});
-    },
-  });
+  return generationStream(stream(), { requestId: c.get("requestId"), log, run, events });
 }
