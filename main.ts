@@ -16,28 +16,9 @@ commands:
   serve    run the OpenAI-compatible HTTP server (serve --help for options)
   client   talk to a running server`;
 
-/** What a subcommand module exports: `main(args)` returning the exit code. */
-interface CommandModule {
-  main?: (args: string[]) => Promise<number | void> | number | void;
-}
-
 async function runClient(args: string[]): Promise<number> {
-  let mod: CommandModule;
-  try {
-    // The client lands with its own issue; until then say so instead of failing obscurely.
-    mod = await import("./src/cli/client.ts") as unknown as CommandModule;
-  } catch (err) {
-    if (err instanceof Error && /not found|Cannot find module|ERR_MODULE_NOT_FOUND/i.test(err.message)) {
-      console.error("hearth client: not yet implemented");
-      return 1;
-    }
-    throw err;
-  }
-  if (typeof mod.main !== "function") {
-    console.error("hearth client: not yet implemented");
-    return 1;
-  }
-  return (await mod.main(args)) ?? 0;
+  const { main } = await import("./src/cli/client.ts");
+  return (await main(args)) ?? 0;
 }
 
 async function main(argv: string[]): Promise<number> {

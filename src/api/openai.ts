@@ -36,6 +36,8 @@ const samplingFields = {
   repetition_penalty: z.number().gt(0).nullish(),
   no_repeat_ngram_size: z.int().min(0).nullish(),
   min_tokens: z.int().min(0).nullish(),
+  /** Hugging Face / seed server spelling: a minimum *total* length, prompt included. */
+  min_length: z.int().min(0).nullish(),
   /** Token id (as a string key, as OpenAI sends it) to a bias in [-100, 100]. */
   logit_bias: z.record(z.string().regex(/^\d+$/, "keys must be token ids"), z.number().min(-100).max(100))
     .nullish(),

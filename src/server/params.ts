@@ -138,7 +138,9 @@ export function buildParams(
     frequencyPenalty: req.frequency_penalty ?? d.frequencyPenalty ?? DEFAULT_GENERATE_PARAMS.frequencyPenalty,
     noRepeatNgramSize: req.no_repeat_ngram_size ?? d.noRepeatNgramSize ??
       DEFAULT_GENERATE_PARAMS.noRepeatNgramSize,
-    minTokens: req.min_tokens ?? d.minTokens ?? DEFAULT_GENERATE_PARAMS.minTokens,
+    minTokens: req.min_tokens ??
+      (req.min_length != null ? Math.max(0, req.min_length - promptTokens) : undefined) ??
+      d.minTokens ?? DEFAULT_GENERATE_PARAMS.minTokens,
     maxTokens,
     stopTokenIds,
     ignoreEos,

@@ -70,3 +70,9 @@ Deno.test("the tokenizer's EOS stops too, unless ignore_eos", () => {
   assertEquals(buildParams(req({ ignore_eos: true }), info, withEos, 1, 16).params.stopTokenIds, []);
   assertEquals(buildParams(req({}), info, { ...server, tokenizerEos: 2 }, 1, 16).params.stopTokenIds, []);
 });
+
+Deno.test("min_length (seed spelling, prompt included) becomes min_tokens; min_tokens wins", () => {
+  assertEquals(buildParams(req({ min_length: 25 }), info, server, 10, 16).params.minTokens, 15);
+  assertEquals(buildParams(req({ min_length: 5 }), info, server, 10, 16).params.minTokens, 0);
+  assertEquals(buildParams(req({ min_length: 25, min_tokens: 3 }), info, server, 10, 16).params.minTokens, 3);
+});
