@@ -10,7 +10,17 @@
 export type DType = "f32" | "f16" | "bf16";
 
 /** Block-quantized storage types (GGUF layouts, kernels/include/hearth_quant.h). */
-export type QuantDType = "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
+export type QuantDType =
+  | "q8_0"
+  | "q4_0"
+  | "q4_1"
+  | "q5_0"
+  | "q5_1"
+  | "q2_k"
+  | "q3_k"
+  | "q4_k"
+  | "q5_k"
+  | "q6_k";
 
 /** Any storage type of a weight. */
 export type WeightDType = DType | QuantDType;

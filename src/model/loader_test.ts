@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DTYPE_BYTES, type DType } from "./description.ts";
+import { type DType, DTYPE_BYTES } from "./description.ts";
 import { ModelFormatError } from "./errors.ts";
 import { describeModel, parseDtypeOption } from "./loader.ts";
 import { readSafetensorsHeader } from "./safetensors.ts";
