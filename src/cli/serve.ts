@@ -159,7 +159,10 @@ export async function serve(argv: string[]): Promise<number> {
   }
 
   const load = async (): Promise<LoadedModel> => {
-    const tokenizer = await Tokenizer.load(config.model);
+    // One parse of the model's metadata serves the tokenizer, the template and the engine.
+    const { describeModelPath } = await import("../model/describe.ts");
+    const described = await describeModelPath(config.model);
+    const tokenizer = described.tokenizer ?? await Tokenizer.load(config.model);
     const chatTemplate = await resolveChatTemplate({
       option: config.chatTemplate,
       modelDir: config.model,
@@ -169,18 +172,23 @@ export async function serve(argv: string[]): Promise<number> {
     // Imported here so that `serve --help` and config errors do not need the native library.
     const { Engine } = await import("../engine/engine.ts");
     logger.info(`loading ${config.model} (dtype ${dtype}, ${threads} threads)`);
-    const generator = await Engine.load(config.model, {
-      dtype: dtype as "auto",
-      threads,
-      maxModelLen: config.maxModelLen,
-      kvCacheTokens: config.kvCacheTokens,
-      kvCacheBytes: kvCacheBytes(config.kvCacheMemory),
-      maxBatchSeqs: config.maxNumSeqs,
-      maxBatchTokens: config.maxNumBatchedTokens,
-      maxWaiting: config.maxWaitingRequests,
-      prefixCaching: config.prefixCaching,
-      warn: (message) => logger.warn(message),
-    });
+    const generator = await Engine.fromDescription(
+      described.description,
+      described.generation,
+      config.model,
+      {
+        dtype: dtype as "auto",
+        threads,
+        maxModelLen: config.maxModelLen,
+        kvCacheTokens: config.kvCacheTokens,
+        kvCacheBytes: kvCacheBytes(config.kvCacheMemory),
+        maxBatchSeqs: config.maxNumSeqs,
+        maxBatchTokens: config.maxNumBatchedTokens,
+        maxWaiting: config.maxWaitingRequests,
+        prefixCaching: config.prefixCaching,
+        warn: (message) => logger.warn(message),
+      },
+    );
     return { generator, tokenizer, chatTemplate };
   };
 

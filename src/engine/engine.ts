@@ -92,11 +92,11 @@ export class Engine implements TextGenerator {
     this.#batch = new StepBatch(ctx.options, info.vocabSize);
   }
 
-  /** Loads a model directory (Hugging Face layout) into a ready engine. */
-  static async load(modelDir: string, opts: EngineOptions = {}): Promise<Engine> {
-    const { describeModel } = await import("../model/loader.ts");
-    const { description, generation } = await describeModel(modelDir);
-    return await Engine.fromDescription(description, generation, modelDir, opts);
+  /** Loads a model (a Hugging Face directory or a .gguf file) into a ready engine. */
+  static async load(modelPath: string, opts: EngineOptions = {}): Promise<Engine> {
+    const { describeModelPath } = await import("../model/describe.ts");
+    const { description, generation } = await describeModelPath(modelPath, { tokenizer: false });
+    return await Engine.fromDescription(description, generation, modelPath, opts);
   }
 
   /** Builds an engine from an already-parsed description (GGUF and tests use this). */
