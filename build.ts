@@ -39,6 +39,8 @@ export function cpuUnits(arch: string = Deno.build.arch): CompileUnit[] {
     "sampler.c",
     "ops_c.c",
     "ops_dispatch.c",
+    "quant.c",
+    "quant_dispatch.c",
   ];
   const units: CompileUnit[] = common.map((source) => ({ source, flags: [] }));
   if (arch === "x86_64") {
@@ -47,6 +49,11 @@ export function cpuUnits(arch: string = Deno.build.arch): CompileUnit[] {
       source: "ops_avx512.c",
       flags: ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c"],
     });
+    // Quantized dot products (quant_simd.inc): AVX2, AVX-512BW, and AVX-512 with VNNI.
+    const avx512 = ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mf16c"];
+    units.push({ source: "quant_avx2.c", flags: ["-mavx2", "-mfma", "-mf16c"] });
+    units.push({ source: "quant_avx512.c", flags: avx512 });
+    units.push({ source: "quant_avx512vnni.c", flags: [...avx512, "-mavx512vnni"] });
   }
   return units;
 }

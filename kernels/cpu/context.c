@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "quant.h"
 
 void hearth_context_free(hearth_context* ctx) {
   if (!ctx) return;
@@ -18,6 +19,8 @@ void hearth_context_free(hearth_context* ctx) {
                       ctx->hb,       ctx->hb2,      ctx->rope_cos, ctx->rope_sin, ctx->scores, ctx->logits};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) hearth_free_aligned(buffers[i]);
   hearth_free_aligned(ctx->token_seq);
+  hearth_free_aligned(ctx->act_q8_0);
+  hearth_free_aligned(ctx->act_q8_k);
   if (ctx->samplers) {
     for (int32_t i = 0; i < ctx->opts.n_threads; i++) {
       hearth_free_aligned(ctx->samplers[i].work);
@@ -73,10 +76,19 @@ hearth_context* hearth_context_new(hearth_model* m, const hearth_context_options
   ctx->scores = hearth_alloc((size_t)o->n_threads * (size_t)c->max_seq_len, sizeof(float));
   ctx->token_seq = hearth_alloc(T, sizeof(int32_t));
   ctx->logits = hearth_alloc((size_t)o->max_batch_seqs * (size_t)c->vocab_size, sizeof(float));
+  /* Quantized activations: the widest matmul input (dim, q_dim or hidden_dim), rounded up to whole
+     blocks; sized for the largest block format of each kind. */
+  {
+    int64_t k_max = c->dim > (int64_t)q_dim ? c->dim : (int64_t)q_dim;
+    if (c->hidden_dim > k_max) k_max = c->hidden_dim;
+    k_max = (k_max + HEARTH_QK_K - 1) / HEARTH_QK_K * HEARTH_QK_K;
+    ctx->act_q8_0 = hearth_alloc_uninit(hearth_quant_act_bytes(HEARTH_DTYPE_Q8_0, (int64_t)T, k_max), 1);
+    ctx->act_q8_k = hearth_alloc_uninit(hearth_quant_act_bytes(HEARTH_DTYPE_Q4_K, (int64_t)T, k_max), 1);
+  }
   ctx->samplers = calloc((size_t)o->n_threads, sizeof(hearth_sampler_scratch));
   if (!ctx->key_cache || !ctx->value_cache || !ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att_out ||
       !ctx->hb || !ctx->hb2 || !ctx->rope_cos || !ctx->rope_sin || !ctx->scores || !ctx->token_seq || !ctx->logits ||
-      !ctx->samplers)
+      !ctx->act_q8_0 || !ctx->act_q8_k || !ctx->samplers)
     goto nomem;
   for (int32_t i = 0; i < o->n_threads; i++) {
     hearth_sampler_scratch* s = &ctx->samplers[i];

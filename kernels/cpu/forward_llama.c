@@ -11,10 +11,17 @@
 #include <string.h>
 
 #include "internal.h"
+#include "quant.h"
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* Matmuls: up to three weights over the same input in one parallel region (q|k|v, gate|up), split    */
 /* into row ranges so every thread streams its own part of the weights.                                 */
+
+/* Bytes of one row of a weight. */
+static size_t row_bytes(const hearth_weight* w) {
+  if (hearth_dtype_is_quantized(w->dtype)) return (size_t)hearth_quant_row_bytes(w->dtype, w->cols);
+  return (size_t)w->cols * (w->dtype == HEARTH_DTYPE_F32 ? 4 : 2);
+}
 
 typedef struct {
   const hearth_cpu_ops* ops;
@@ -23,6 +30,7 @@ typedef struct {
   int32_t n_targets;
   const hearth_weight* w[3]; /* each (rows, k) */
   float* y[3];               /* each (T, rows) */
+  const void* x_act[3];      /* x quantized for w[i]'s dot products, when w[i] is quantized */
   int64_t rows_per_task[3];
   int32_t first_task[4]; /* tasks of target i are [first_task[i], first_task[i + 1]) */
 } matmul_job;
@@ -35,23 +43,35 @@ static void matmul_task(void* arg, int32_t task, int32_t thread) {
   const hearth_weight* w = j->w[i];
   int64_t r0 = (int64_t)(task - j->first_task[i]) * j->rows_per_task[i];
   int64_t n = w->rows - r0 < j->rows_per_task[i] ? w->rows - r0 : j->rows_per_task[i];
-  size_t elem = w->dtype == HEARTH_DTYPE_F32 ? 4 : 2;
-  const void* wr = (const uint8_t*)w->data + (size_t)r0 * (size_t)j->k * elem;
-  if (j->T == 1) j->ops->matvec(j->y[i] + r0, wr, w->dtype, j->x, n, j->k);
+  const void* wr = (const uint8_t*)w->data + (size_t)r0 * row_bytes(w);
+  if (j->x_act[i]) hearth_quant_matmul(j->y[i] + r0, w->rows, wr, w->dtype, j->x_act[i], j->T, n, j->k);
+  else if (j->T == 1) j->ops->matvec(j->y[i] + r0, wr, w->dtype, j->x, n, j->k);
   else j->ops->matmul(j->y[i] + r0, w->rows, wr, w->dtype, j->x, j->T, n, j->k);
 }
 
-/* y_i = x @ w_i^T for each of the n weights given (the others NULL). */
+/* y_i = x @ w_i^T for each of the n weights given (the others NULL). Quantized weights take x quantized
+   once per activation format (Q8_0 blocks for the 32-element types, Q8_K for the K-quants). */
 static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_weight* w0, float* y0,
                    const hearth_weight* w1, float* y1, const hearth_weight* w2, float* y2) {
   matmul_job j = {.ops = ctx->ops, .x = x, .T = T, .k = w0->cols};
   const hearth_weight* ws[3] = {w0, w1, w2};
   float* ys[3] = {y0, y1, y2};
   int32_t threads = hearth_pool_threads(ctx->pool);
+  const void* act_q8_0 = NULL;
+  const void* act_q8_k = NULL;
   j.first_task[0] = 0;
   for (int i = 0; i < 3 && ws[i]; i++) {
     j.w[i] = ws[i];
     j.y[i] = ys[i];
+    if (hearth_dtype_is_quantized(ws[i]->dtype)) {
+      const void** act = hearth_dtype_is_k_quant(ws[i]->dtype) ? &act_q8_k : &act_q8_0;
+      if (!*act) {
+        void* buf = hearth_dtype_is_k_quant(ws[i]->dtype) ? ctx->act_q8_k : ctx->act_q8_0;
+        hearth_quant_act(ws[i]->dtype, x, T, j.k, buf);
+        *act = buf;
+      }
+      j.x_act[i] = *act;
+    }
     /* About 8 tasks per thread per weight: enough to balance, few enough to keep rows contiguous. */
     int64_t per = (ws[i]->rows + threads * 8 - 1) / (threads * 8);
     if (per < 16) per = 16;
@@ -204,9 +224,9 @@ int32_t hearth_forward_llama(hearth_context* ctx, const hearth_batch* b, float* 
 
   /* x (T, D) = token embeddings */
   for (int32_t t = 0; t < T; t++) {
-    size_t elem = m->tok_embd.dtype == HEARTH_DTYPE_F32 ? 4 : 2;
-    const void* row = (const uint8_t*)m->tok_embd.data + (size_t)b->tokens[t] * D * elem;
-    ctx->ops->to_f32(ctx->x + (size_t)t * D, row, m->tok_embd.dtype, D);
+    const void* row = (const uint8_t*)m->tok_embd.data + (size_t)b->tokens[t] * row_bytes(&m->tok_embd);
+    if (hearth_dtype_is_quantized(m->tok_embd.dtype)) hearth_dequantize_row(m->tok_embd.dtype, row, ctx->x + (size_t)t * D, D);
+    else ctx->ops->to_f32(ctx->x + (size_t)t * D, row, m->tok_embd.dtype, D);
   }
 
   norm_job job = {.ctx = ctx, .b = b};

@@ -170,6 +170,8 @@ struct hearth_context {
   float* scores;   /* (n_threads, max_seq_len) attention scores */
   int32_t* token_seq; /* (T) sequence index of each token */
   float* logits;   /* (max_batch_seqs, vocab) */
+  void* act_q8_0;  /* (T, k_max) activations as Q8_0 blocks, for 32-element quantized weights */
+  void* act_q8_k;  /* (T, k_max) activations as Q8_K blocks, for K-quant weights */
   hearth_sampler_scratch* samplers; /* (n_threads) */
 };
 

@@ -14,16 +14,24 @@
 
 #include "../include/hearth_half.h"
 #include "internal.h"
+#include "quant.h"
 
 static const char* ROLE_NAMES[HEARTH_T_ROLE_COUNT] = {
     "token_embd", "output_norm", "lm_head", "attn_norm", "wq",       "wk",     "wv",    "wo",     "bq",
     "bk",         "bv",          "q_norm",  "k_norm",    "ffn_norm", "w_gate", "w_up",  "w_down",
 };
 
-/* The float dtypes; quantized ones are described by hearth_quant.h and not loadable yet. */
+/* Element sizes of the float dtypes; quantized ones are sized per row by hearth_quant_row_bytes. */
 #define N_FLOAT_DTYPES 3
 static const size_t DTYPE_SIZE[N_FLOAT_DTYPES] = {4, 2, 2};
-static const char* DTYPE_NAMES[N_FLOAT_DTYPES] = {"f32", "f16", "bf16"};
+static const char* DTYPE_NAMES[HEARTH_DTYPE_COUNT] = {"f32",  "f16",  "bf16", "q8_0", "q4_0", "q4_1", "q5_0",
+                                                      "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"};
+
+/* Bytes of a (rows, cols) tensor of dtype; 0 when cols does not fit the dtype's blocks. */
+static uint64_t tensor_bytes(int32_t dtype, uint64_t rows, uint64_t cols) {
+  if (dtype < N_FLOAT_DTYPES) return rows * cols * DTYPE_SIZE[dtype];
+  return rows * (uint64_t)hearth_quant_row_bytes(dtype, (int64_t)cols);
+}
 
 static int role_is_global(int32_t role) {
   return role == HEARTH_T_TOKEN_EMBD || role == HEARTH_T_OUTPUT_NORM || role == HEARTH_T_LM_HEAD;
@@ -150,18 +158,24 @@ int32_t hearth_model_set_tensor(hearth_model* m, const char* name, int32_t role,
                        name, layer, ROLE_NAMES[role], m->cfg.n_layers);
   if (file < 0 || file >= m->n_files)
     return hearth_fail(err, err_len, HEARTH_E_INVALID, "%s: file index %d was not mapped", name, file);
-  if (dtype < 0 || dtype >= N_FLOAT_DTYPES)
-    return hearth_fail(err, err_len, HEARTH_E_INVALID, "%s: unsupported dtype code %d", name, dtype);
+  if (dtype < 0 || dtype >= HEARTH_DTYPE_COUNT)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "%s: unknown dtype code %d", name, dtype);
   if (n_dims < 1 || n_dims > 4 || !dims)
     return hearth_fail(err, err_len, HEARTH_E_INVALID, "%s: %d dimensions", name, n_dims);
   uint64_t count = 1;
   for (int32_t i = 0; i < n_dims; i++) {
-    if (dims[i] < 0 || (dims[i] > 0 && count > UINT64_MAX / (uint64_t)dims[i]))
+    if (dims[i] <= 0 || count > ((uint64_t)1 << 48) / (uint64_t)dims[i])
       return hearth_fail(err, err_len, HEARTH_E_BOUNDS, "%s: dimension %d (%lld) is invalid", name, i,
                          (long long)dims[i]);
     count *= (uint64_t)dims[i];
   }
-  if (count > UINT64_MAX / DTYPE_SIZE[dtype] || count * DTYPE_SIZE[dtype] != nbytes)
+  /* Rows are the leading dimensions, a row the last one (quantized blocks run along it). */
+  const uint64_t cols = (uint64_t)dims[n_dims - 1], rows = count / cols;
+  const uint64_t want_bytes = tensor_bytes(dtype, rows, cols);
+  if (want_bytes == 0)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "%s: rows of %llu values do not fill whole %s blocks", name,
+                       (unsigned long long)cols, DTYPE_NAMES[dtype]);
+  if (want_bytes != nbytes)
     return hearth_fail(err, err_len, HEARTH_E_BOUNDS, "%s: %llu bytes do not hold %llu %s elements", name,
                        (unsigned long long)nbytes, (unsigned long long)count, DTYPE_NAMES[dtype]);
   size_t fsize = m->files[file].size;
@@ -169,7 +183,7 @@ int32_t hearth_model_set_tensor(hearth_model* m, const char* name, int32_t role,
     return hearth_fail(err, err_len, HEARTH_E_BOUNDS,
                        "%s: bytes %llu..%llu run past the end of its file (%llu bytes)", name,
                        (unsigned long long)offset, (unsigned long long)(offset + nbytes), (unsigned long long)fsize);
-  if (offset % DTYPE_SIZE[dtype] != 0)
+  if (dtype < N_FLOAT_DTYPES && offset % DTYPE_SIZE[dtype] != 0)
     return hearth_fail(err, err_len, HEARTH_E_INVALID, "%s: offset %llu is not aligned to its dtype", name,
                        (unsigned long long)offset);
   int64_t want[2];
@@ -217,24 +231,38 @@ static void* own(hearth_model* m, size_t count, size_t size) {
   return p;
 }
 
-/* Converts n elements from one dtype to another (to_f32 is vectorised; the narrowing is rare). */
-static void convert(void* dst, int32_t to, const void* src, int32_t from, int64_t n) {
-  const hearth_cpu_ops* ops = hearth_cpu_ops_get();
-  if (to == HEARTH_DTYPE_F32) {
-    ops->to_f32((float*)dst, src, from, n);
-    return;
+/* Converts a (rows, cols) tensor row by row: any dtype to float, then to the target (float narrowing
+   or quantize-on-load). Returns -1 if a row buffer cannot be allocated. */
+static int32_t convert(void* dst, int32_t to, const void* src, int32_t from, int64_t rows, int64_t cols) {
+  if (from < N_FLOAT_DTYPES && to == HEARTH_DTYPE_F32) { /* the common case, vectorised */
+    hearth_cpu_ops_get()->to_f32((float*)dst, src, from, rows * cols);
+    return 0;
   }
-  float buf[1024];
-  for (int64_t i = 0; i < n; i += 1024) {
-    int64_t len = n - i < 1024 ? n - i : 1024;
-    if (from == HEARTH_DTYPE_F32) memcpy(buf, (const float*)src + i, sizeof(float) * (size_t)len);
-    else ops->to_f32(buf, (const uint16_t*)src + i, from, len);
-    uint16_t* out = (uint16_t*)dst + i;
-    if (to == HEARTH_DTYPE_BF16)
-      for (int64_t j = 0; j < len; j++) out[j] = hearth_f32_to_bf16(buf[j]);
+  float* row = hearth_alloc((size_t)cols, sizeof(float));
+  if (!row) return -1;
+  const uint64_t src_row = tensor_bytes(from, 1, (uint64_t)cols), dst_row = tensor_bytes(to, 1, (uint64_t)cols);
+  for (int64_t r = 0; r < rows; r++) {
+    hearth_dequantize_row(from, (const uint8_t*)src + (uint64_t)r * src_row, row, cols);
+    uint8_t* out = (uint8_t*)dst + (uint64_t)r * dst_row;
+    if (to == HEARTH_DTYPE_F32) memcpy(out, row, sizeof(float) * (size_t)cols);
+    else if (to == HEARTH_DTYPE_BF16)
+      for (int64_t j = 0; j < cols; j++) ((uint16_t*)out)[j] = hearth_f32_to_bf16(row[j]);
+    else if (to == HEARTH_DTYPE_F16)
+      for (int64_t j = 0; j < cols; j++) ((uint16_t*)out)[j] = hearth_f32_to_f16(row[j]);
     else
-      for (int64_t j = 0; j < len; j++) out[j] = hearth_f32_to_f16(buf[j]);
+      hearth_quantize_row(to, row, out, cols);
   }
+  hearth_free_aligned(row);
+  return 0;
+}
+
+/* The dtype a matrix of `cols` columns is converted to when `want` is asked: quantized types need rows
+   that fill whole blocks (SmolLM2's 576 is no multiple of 256), so Q4_K falls back to Q4_0, and a
+   matrix no 32-block type fits keeps its stored dtype. */
+static int32_t convertible_dtype(int32_t want, int32_t stored, int64_t cols) {
+  if (want < N_FLOAT_DTYPES || hearth_quant_row_bytes(want, cols) > 0) return want;
+  if (want == HEARTH_DTYPE_Q4_K && hearth_quant_row_bytes(HEARTH_DTYPE_Q4_0, cols) > 0) return HEARTH_DTYPE_Q4_0;
+  return stored;
 }
 
 /* Resolves a record into a weight of dtype `want` (-1: as stored), copying only when the dtype changes. */
@@ -255,16 +283,16 @@ static int32_t resolve(hearth_model* m, int32_t role, int32_t layer, int32_t wan
   out->rows = n == 2 ? dims[0] : 1;
   out->cols = n == 2 ? dims[1] : dims[0];
   const void* src = (const uint8_t*)m->files[r->file].addr + r->offset;
-  int32_t to = want < 0 ? r->dtype : want;
+  int32_t to = want < 0 ? r->dtype : convertible_dtype(want, r->dtype, out->cols);
   if (to == r->dtype) {
     out->data = src;
     out->dtype = r->dtype;
     return HEARTH_OK;
   }
-  int64_t count = out->rows * out->cols;
-  void* dst = own(m, (size_t)count, DTYPE_SIZE[to]);
-  if (!dst) return hearth_fail(err, err_len, HEARTH_E_NOMEM, "%s: out of memory converting to %s", r->name, DTYPE_NAMES[to]);
-  convert(dst, to, src, r->dtype, count);
+  uint64_t bytes = tensor_bytes(to, (uint64_t)out->rows, (uint64_t)out->cols);
+  void* dst = own(m, (size_t)bytes, 1);
+  if (!dst || convert(dst, to, src, r->dtype, out->rows, out->cols) != 0)
+    return hearth_fail(err, err_len, HEARTH_E_NOMEM, "%s: out of memory converting to %s", r->name, DTYPE_NAMES[to]);
   out->data = dst;
   out->dtype = to;
   return HEARTH_OK;
@@ -273,8 +301,12 @@ static int32_t resolve(hearth_model* m, int32_t role, int32_t layer, int32_t wan
 int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, size_t err_len) {
   if (!m) return hearth_fail(err, err_len, HEARTH_E_INVALID, "finish: model is NULL");
   if (m->finished) return hearth_fail(err, err_len, HEARTH_E_INVALID, "finish: model already finished");
-  if (weight_dtype < -1 || weight_dtype >= N_FLOAT_DTYPES)
+  if (weight_dtype < -1 || weight_dtype >= HEARTH_DTYPE_COUNT)
     return hearth_fail(err, err_len, HEARTH_E_INVALID, "finish: unknown weight dtype code %d", weight_dtype);
+  if (weight_dtype >= N_FLOAT_DTYPES && weight_dtype != HEARTH_DTYPE_Q8_0 && weight_dtype != HEARTH_DTYPE_Q4_0 &&
+      weight_dtype != HEARTH_DTYPE_Q4_K)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "finish: quantizing at load supports q8_0, q4_0 and q4_k, not %s",
+                       DTYPE_NAMES[weight_dtype]);
   const int32_t F32 = HEARTH_DTYPE_F32, W = weight_dtype;
   int32_t rc;
 #define RESOLVE(role, layer, want, dst) \

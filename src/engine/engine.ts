@@ -23,6 +23,8 @@ import {
 export interface EngineOptions {
   /** Weight dtype to compute with; "auto" keeps what the files store. */
   dtype?: DType | "auto";
+  /** Quantize the weight matrices at load (q4_k falls back to q4_0 where rows are no multiple of 256). */
+  quantize?: "q8_0" | "q4_0" | "q4_k";
   /** Worker threads (default: physical cores, as the CLI computes; 1 here). */
   threads?: number;
   /** Longest context per sequence (default: the model's, limited by the KV cache). */

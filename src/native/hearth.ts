@@ -179,7 +179,7 @@ export class NativeModel {
    * Builds the native model from a description: maps the files, records every tensor, converts to
    * `dtype` (or keeps the stored dtypes for "auto"). On failure nothing stays allocated.
    */
-  static async load(desc: ModelDescription, dtype: DType | "auto"): Promise<NativeModel> {
+  static async load(desc: ModelDescription, dtype: WeightDType | "auto"): Promise<NativeModel> {
     const l = await openLibrary();
     const err = new Uint8Array(ERR_LEN);
     const invFreq = new Float32Array(desc.config.ropeInvFreq);

@@ -6,7 +6,7 @@
  */
 import { describeModel } from "../../src/model/loader.ts";
 import { NativeContext, NativeModel } from "../../src/native/hearth.ts";
-import type { DType } from "../../src/model/description.ts";
+import type { WeightDType } from "../../src/model/description.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const FIXTURES = `${ROOT}test/fixtures`;
@@ -52,7 +52,8 @@ export function goldenLogits(g: Golden, seqIndex: number, native = false): Float
 /** A native model + context on a fixture, sized for tests. */
 export async function openFixture(
   dir: string,
-  opts: { dtype?: DType | "auto"; threads?: number; maxBatchTokens?: number; maxBatchSeqs?: number } = {},
+  opts: { dtype?: WeightDType | "auto"; threads?: number; maxBatchTokens?: number; maxBatchSeqs?: number } =
+    {},
 ): Promise<{ model: NativeModel; ctx: NativeContext; close: () => void }> {
   const { description } = await describeModel(dir.startsWith("/") ? dir : `${ROOT}${dir}`);
   const model = await NativeModel.load(description, opts.dtype ?? "auto");

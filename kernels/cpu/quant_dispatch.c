@@ -1,0 +1,170 @@
+/*
+ * quant_dispatch.c — picks the quantized dot-product table for this CPU once (HEARTH_ISA=c|avx2|avx512
+ * as in ops_dispatch.c), the public entry points that go through it, and the test-only exports
+ * (hearth_test_*) that test/quant/ reaches through FFI.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "quant.h"
+
+static const hearth_quant_ops* chosen;
+
+#if defined(__x86_64__) || defined(_M_X64)
+static int cpu_has_avx2(void) {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+static int cpu_has_avx512(void) {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && cpu_has_avx2();
+}
+static int cpu_has_avx512vnni(void) { return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni"); }
+#endif
+
+int32_t hearth_quant_ops_available(const hearth_quant_ops** tables, int32_t cap) {
+  const hearth_quant_ops* all[4];
+  int32_t n = 0;
+  all[n++] = &hearth_quant_ops_c;
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  if (cpu_has_avx2()) all[n++] = &hearth_quant_ops_avx2;
+  if (cpu_has_avx512()) all[n++] = &hearth_quant_ops_avx512;
+  if (cpu_has_avx512vnni()) all[n++] = &hearth_quant_ops_avx512vnni;
+#endif
+  for (int32_t i = 0; i < n && i < cap; i++) tables[i] = all[i];
+  return n;
+}
+
+static const hearth_quant_ops* best_for_cpu(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  const char* want = getenv("HEARTH_ISA");
+  if (want && strcmp(want, "c") == 0) return &hearth_quant_ops_c;
+  if (want && strcmp(want, "avx2") == 0 && cpu_has_avx2()) return &hearth_quant_ops_avx2;
+  if (cpu_has_avx512vnni()) return &hearth_quant_ops_avx512vnni;
+  if (cpu_has_avx512()) return &hearth_quant_ops_avx512;
+  if (cpu_has_avx2()) return &hearth_quant_ops_avx2;
+#endif
+  return &hearth_quant_ops_c;
+}
+
+const hearth_quant_ops* hearth_quant_ops_get(void) {
+  /* Racing first calls compute the same answer, so a plain store is enough. */
+  if (!chosen) chosen = best_for_cpu();
+  return chosen;
+}
+
+void hearth_quant_matmul(float* y, int64_t ldy, const void* w, int32_t w_dtype, const void* x_act, int64_t T,
+                         int64_t n, int64_t k) {
+  if (!hearth_dtype_is_quantized(w_dtype) || hearth_quant_row_bytes(w_dtype, k) <= 0 || n <= 0 || T <= 0) return;
+  hearth_quant_ops_get()->matmul(y, ldy, w, w_dtype, x_act, T, n, k);
+}
+
+void hearth_quant_act(int32_t w_dtype, const float* x, int64_t T, int64_t k, void* out) {
+  if (hearth_quant_act_bytes(w_dtype, 1, k) == 0 || T <= 0) return;
+  hearth_quant_ops_get()->quant_act(w_dtype, x, T, k, out);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Test-only exports                                                                                      */
+
+/* Name of table i of hearth_quant_ops_available (-1: the one hearth_quant_ops_get picked), or NULL. */
+HEARTH_API const char* hearth_test_quant_isa_name(int32_t i) {
+  if (i < 0) return hearth_quant_ops_get()->isa;
+  const hearth_quant_ops* t[4];
+  return i < hearth_quant_ops_available(t, 4) ? t[i]->isa : NULL;
+}
+
+HEARTH_API int32_t hearth_test_quant_isa_count(void) {
+  const hearth_quant_ops* t[4];
+  return hearth_quant_ops_available(t, 4);
+}
+
+HEARTH_API int64_t hearth_test_quant_row_bytes(int32_t dtype, int64_t n) { return hearth_quant_row_bytes(dtype, n); }
+
+HEARTH_API int64_t hearth_test_quant_act_bytes(int32_t dtype, int64_t T, int64_t k) {
+  return (int64_t)hearth_quant_act_bytes(dtype, T, k);
+}
+
+HEARTH_API int32_t hearth_test_dequantize_row(int32_t dtype, const void* src, float* dst, int64_t n) {
+  if (hearth_quant_row_bytes(dtype, n) <= 0) return -1;
+  hearth_dequantize_row(dtype, src, dst, n);
+  return 0;
+}
+
+HEARTH_API int32_t hearth_test_quantize_row(int32_t dtype, const float* src, void* dst, int64_t n) {
+  return hearth_quantize_row(dtype, src, dst, n);
+}
+
+/* hearth_quant_act (isa -1) or table isa's quant_act. Returns 0, or -1 for a bad dtype / k / isa. */
+HEARTH_API int32_t hearth_test_quant_act(int32_t isa, int32_t dtype, const float* x, int64_t T, int64_t k,
+                                         void* out) {
+  const hearth_quant_ops* t[4];
+  if (hearth_quant_act_bytes(dtype, 1, k) == 0 || T <= 0 || isa >= hearth_quant_ops_available(t, 4)) return -1;
+  if (isa < 0) hearth_quant_act(dtype, x, T, k, out);
+  else t[isa]->quant_act(dtype, x, T, k, out);
+  return 0;
+}
+
+/*
+ * Quantizes the activations x (T rows of k) for dtype, then y = W x with table `isa` (an index of
+ * hearth_quant_ops_available, or -1 for the public hearth_quant_matmul). Returns 0, or -1 for a bad
+ * dtype / k / isa or a failed allocation.
+ */
+HEARTH_API int32_t hearth_test_quant_matmul(int32_t isa, float* y, int64_t ldy, const void* w, int32_t dtype,
+                                            const float* x, int64_t T, int64_t n, int64_t k) {
+  const size_t bytes = hearth_quant_act_bytes(dtype, T, k);
+  if (bytes == 0 || T <= 0 || n < 0) return -1;
+  const hearth_quant_ops* t[4];
+  const int32_t count = hearth_quant_ops_available(t, 4);
+  if (isa >= count) return -1;
+  void* xa = malloc(bytes);
+  if (!xa) return -1;
+  if (isa < 0) hearth_quant_act(dtype, x, T, k, xa);
+  else t[isa]->quant_act(dtype, x, T, k, xa);
+  if (isa < 0) hearth_quant_matmul(y, ldy, w, dtype, xa, T, n, k);
+  else t[isa]->matmul(y, ldy, w, dtype, xa, T, n, k);
+  free(xa);
+  return 0;
+}
+
+/* hearth_quant_matmul (isa -1) or table isa's matmul on activations already quantized. Returns 0 or -1. */
+HEARTH_API int32_t hearth_test_quant_matmul_act(int32_t isa, float* y, int64_t ldy, const void* w, int32_t dtype,
+                                                const void* x_act, int64_t T, int64_t n, int64_t k) {
+  const hearth_quant_ops* t[4];
+  if (isa >= hearth_quant_ops_available(t, 4)) return -1;
+  if (isa < 0) hearth_quant_matmul(y, ldy, w, dtype, x_act, T, n, k);
+  else if (hearth_quant_act_bytes(dtype, T, k) > 0 && n > 0) t[isa]->matmul(y, ldy, w, dtype, x_act, T, n, k);
+  else return -1;
+  return 0;
+}
+
+/*
+ * For benchmarks: `iters` products Y (T, n) = W X of the (n, k) matrix W, one thread. Quantized dtypes
+ * take X as floats and quantize it on every iteration (as the forward pass will), with table isa (-1:
+ * the chosen one); F32/F16/BF16 use hearth_cpu_ops_get()'s matvec (T = 1) or matmul. act: scratch of
+ * hearth_quant_act_bytes(dtype, T, k) bytes. Returns 0 or -1.
+ */
+HEARTH_API int32_t hearth_test_matmul_repeat(int32_t isa, const void* w, int32_t dtype, const float* x, void* act,
+                                             float* y, int64_t T, int64_t n, int64_t k, int32_t iters) {
+  if (T <= 0 || n <= 0) return -1;
+  if (!hearth_dtype_is_quantized(dtype)) {
+    if (dtype < HEARTH_DTYPE_F32 || dtype > HEARTH_DTYPE_BF16) return -1;
+    const hearth_cpu_ops* ops = hearth_cpu_ops_get();
+    for (int32_t i = 0; i < iters; i++) {
+      if (T == 1) ops->matvec(y, w, dtype, x, n, k);
+      else ops->matmul(y, n, w, dtype, x, T, n, k);
+    }
+    return 0;
+  }
+  const hearth_quant_ops* t[4];
+  const int32_t count = hearth_quant_ops_available(t, 4);
+  if (isa >= count || hearth_quant_act_bytes(dtype, 1, k) == 0) return -1;
+  const hearth_quant_ops* ops = isa < 0 ? hearth_quant_ops_get() : t[isa];
+  for (int32_t i = 0; i < iters; i++) {
+    ops->quant_act(dtype, x, T, k, act);
+    ops->matmul(y, n, w, dtype, act, T, n, k);
+  }
+  return 0;
+}
