@@ -80,9 +80,25 @@ function floatWeights(dtype: number, n: number, k: number): Uint8Array {
 }
 
 const rows: string[][] = [["shape", "T", "type", "isa", "MB", "us/call", "GB/s", "Gelem/s"]];
-function report(shape: string, T: number, type: string, isa: string, bytes: number, s: number, elems: number) {
-  rows.push([shape, String(T), type, isa, (bytes / 1e6).toFixed(2), (s * 1e6).toFixed(1), (bytes / s / 1e9).toFixed(1),
-    (elems * T / s / 1e9).toFixed(2)]);
+function report(
+  shape: string,
+  T: number,
+  type: string,
+  isa: string,
+  bytes: number,
+  s: number,
+  elems: number,
+) {
+  rows.push([
+    shape,
+    String(T),
+    type,
+    isa,
+    (bytes / 1e6).toFixed(2),
+    (s * 1e6).toFixed(1),
+    (bytes / s / 1e9).toFixed(1),
+    (elems * T / s / 1e9).toFixed(2),
+  ]);
 }
 for (const [n, k0] of [[1536, 576], [49152, 576]]) {
   for (const T of n > 2000 ? [1] : [1, tokens]) {
@@ -111,6 +127,8 @@ for (const [n, k0] of [[1536, 576], [49152, 576]]) {
 }
 const width = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
 for (const r of rows) console.log(r.map((v, c) => v.padStart(width[c])).join("  "));
-console.log(`(one thread, activations quantized on every call; ${
-  types.map((t) => `${t} ${BLOCK[t].bytes}B/${BLOCK[t].elems}`).join(", ")
-})`);
+console.log(
+  `(one thread, activations quantized on every call; ${
+    types.map((t) => `${t} ${BLOCK[t].bytes}B/${BLOCK[t].elems}`).join(", ")
+  })`,
+);

@@ -47,7 +47,6 @@ QI FV fv_fma(FV a, FV b, FV c) { return _mm512_fmadd_ps(a, b, c); }
 QI FV fv_mul(FV a, FV b) { return _mm512_mul_ps(a, b); }
 QI FV fv_set1(float f) { return _mm512_set1_ps(f); }
 QI float fv_reduce(FV v) { return _mm512_reduce_add_ps(v); }
-QI FV fv_pair(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
 QI FV fv_from_i32x8(__m256i m) { return _mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_setzero_si512(), m, 0)); }
 
 #define QVL 16

@@ -42,6 +42,7 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   "max-num-seqs": { kind: "int", help: "most sequences in one step (default 64)" },
   "max-num-batched-tokens": { kind: "int", help: "most tokens in one step (default 512)" },
   "max-waiting-requests": { kind: "int", help: "queued requests before new ones get 429 (default 1024)" },
+  quantize: { kind: "string", help: "quantize weights at load: q8_0 | q4_0 | q4_k (int8, int4 aliases)" },
   "prefix-caching": {
     kind: "bool",
     help: "share KV blocks of identical prompt prefixes (default on; =false disables)",
@@ -186,9 +187,18 @@ export async function serve(argv: string[]): Promise<number> {
         maxBatchTokens: config.maxNumBatchedTokens,
         maxWaiting: config.maxWaitingRequests,
         prefixCaching: config.prefixCaching,
+        quantize: config.quantize,
         warn: (message) => logger.warn(message),
       },
     );
+    if (config.quantize) {
+      const mem = generator.memory();
+      const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+      logger.info(
+        `quantized to ${config.quantize} at load: weights in memory ${mib(mem.ownedWeights)}, ` +
+          `files ${mib(mem.mappedFiles)} (saved ${mib(Math.max(0, mem.mappedFiles - mem.ownedWeights))})`,
+      );
+    }
     return { generator, tokenizer, chatTemplate };
   };
 

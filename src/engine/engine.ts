@@ -135,7 +135,7 @@ export class Engine implements TextGenerator {
     }
     const model = await NativeModel.load(
       { ...desc, config: { ...c, maxSeqLen: maxContext } },
-      opts.dtype ?? "auto",
+      opts.quantize ?? opts.dtype ?? "auto",
     );
     let ctx: NativeContext;
     try {

@@ -91,7 +91,11 @@ async function readIfExists(path: string): Promise<string | null> {
   try {
     return await Deno.readTextFile(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.IsADirectory) return null;
+    // NotADirectory: the model is a single file (GGUF), so it has no chat_template.jinja beside it.
+    if (
+      err instanceof Deno.errors.NotFound || err instanceof Deno.errors.IsADirectory ||
+      err instanceof Deno.errors.NotADirectory
+    ) return null;
     throw err;
   }
 }

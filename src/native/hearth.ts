@@ -6,7 +6,6 @@
  * @module
  */
 import {
-  type DType,
   DTYPE_CODE,
   type ModelConfig,
   type ModelDescription,

@@ -35,6 +35,8 @@ export const ServerConfigSchema = z.strictObject({
   "max-num-batched-tokens": z.int().min(1).optional(),
   "max-waiting-requests": z.int().min(0).optional(),
   "prefix-caching": z.boolean().default(true),
+  /** Quantize weight matrices at load; int8 and int4 are aliases of q8_0 and q4_0. */
+  quantize: z.enum(["q8_0", "q4_0", "q4_k", "int8", "int4"]).optional(),
   "chat-template": z.string().min(1).optional(),
   "chat-template-kwargs": z.record(z.string(), z.unknown()).default({}),
   "stop-sequences": stringList.default([]),
@@ -82,6 +84,8 @@ export interface ServerConfig {
   maxWaitingRequests?: number;
   /** Share KV blocks of identical prompt prefixes. */
   prefixCaching: boolean;
+  /** Quantize weight matrices at load. */
+  quantize?: "q8_0" | "q4_0" | "q4_k";
   chatTemplate?: string;
   chatTemplateKwargs: Record<string, unknown>;
   stopSequences: string[];
@@ -175,6 +179,7 @@ export function resolveConfig(
     maxNumBatchedTokens: c["max-num-batched-tokens"],
     maxWaitingRequests: c["max-waiting-requests"],
     prefixCaching: c["prefix-caching"],
+    quantize: c.quantize === "int8" ? "q8_0" : c.quantize === "int4" ? "q4_0" : c.quantize,
     chatTemplate: c["chat-template"],
     chatTemplateKwargs: c["chat-template-kwargs"],
     stopSequences: c["stop-sequences"],

@@ -156,3 +156,25 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...opts,
+  name: "--quantize int8 quantizes at load, prints the memory saved, and serves",
+  fn: async () => {
+    const server = await startServer({ args: ["--quantize", "int8", "--log-level", "INFO"] });
+    try {
+      const line = await server.waitForLine(/quantized to q8_0 at load/);
+      assert(/saved \d+\.\d MiB/.test(line), line);
+      const res = await fetch(`${server.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${server.token}` },
+        body: JSON.stringify({ prompt: "Once", max_tokens: 4, ignore_eos: true, temperature: 0 }),
+      });
+      assertEquals(res.status, 200);
+      const body = await res.json();
+      assertEquals(body.usage.completion_tokens, 4);
+    } finally {
+      await server.stop();
+    }
+  },
+});

@@ -32,7 +32,7 @@ export interface ServerProcess {
 
 /** Options of {@link startServer}. */
 export interface StartOptions {
-  /** Fixture model name under test/fixtures/models (default llama-f32). */
+  /** Fixture model name under test/fixtures/models (default llama-f32), or an absolute path. */
   model?: string;
   /** More `serve` arguments. */
   args?: string[];
@@ -46,7 +46,9 @@ const decoder = new TextDecoder();
 /** Starts `main.ts serve` and waits until it listens (and by default until it is ready). */
 export async function startServer(options: StartOptions = {}): Promise<ServerProcess> {
   const configHome = await Deno.makeTempDir({ prefix: "hearth-test-xdg-" });
-  const model = join(ROOT, "test/fixtures/models", options.model ?? "llama-f32");
+  const model = options.model?.startsWith("/")
+    ? options.model
+    : join(ROOT, "test/fixtures/models", options.model ?? "llama-f32");
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
