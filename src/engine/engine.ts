@@ -14,6 +14,7 @@ import {
   DEFAULT_GENERATE_PARAMS,
   EngineError,
   type EngineInfo,
+  type EngineStats,
   type GeneratedToken,
   type GenerateParams,
   type TextGenerator,
@@ -76,6 +77,8 @@ export class Engine implements TextGenerator {
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
   #closed = false;
+  #steps = 0;
+  #generated = 0;
 
   readonly #maxWaiting: number;
 
@@ -187,6 +190,22 @@ export class Engine implements TextGenerator {
   /** Preemptions so far. */
   get preemptions(): number {
     return this.#scheduler.preemptions;
+  }
+
+  /** Counters for logs and /metrics. */
+  stats(): EngineStats {
+    const s = this.#scheduler;
+    return {
+      waiting: s.waiting.length,
+      running: s.running.length,
+      kvBlocksTotal: s.allocator.numBlocks,
+      kvBlocksFree: s.allocator.freeBlocks,
+      preemptions: s.preemptions,
+      promptTokens: s.admittedTokens,
+      prefixHitTokens: s.prefixHitTokens,
+      steps: this.#steps,
+      generatedTokens: this.#generated,
+    };
   }
 
   /** Prompt tokens admitted, and how many of them were served from shared prefix blocks. */
@@ -323,6 +342,7 @@ export class Engine implements TextGenerator {
       }
       try {
         await this.#ctx.step(batch);
+        this.#steps++;
       } catch (e) {
         const err = new EngineError(`forward step failed: ${(e as Error).message}`, "internal");
         for (const slice of plan) {
@@ -338,6 +358,7 @@ export class Engine implements TextGenerator {
         if (!slice.sample || s.cancelled || s.done) return;
         const id = batch.outTokens[i];
         s.tokens.push(id);
+        this.#generated++;
         const isStop = s.stopIds.has(id);
         const finishReason = isStop ? "stop" : s.generated >= s.maxTokens ? "length" : null;
         const item: GeneratedToken = { id, finishReason, isStop };

@@ -101,6 +101,24 @@ export interface EngineInfo {
   dtype: string;
 }
 
+/** Counters and gauges of the engine's scheduler and KV cache, for logs and /metrics. */
+export interface EngineStats {
+  /** Sequences waiting for a place in the batch, and running in it. */
+  waiting: number;
+  running: number;
+  /** KV cache blocks in all, and free (never used, or kept only for prefix reuse). */
+  kvBlocksTotal: number;
+  kvBlocksFree: number;
+  /** Sequences preempted (freed and recomputed later) for lack of KV blocks. */
+  preemptions: number;
+  /** Prompt tokens admitted, and those whose KV came from shared prefix blocks. */
+  promptTokens: number;
+  prefixHitTokens: number;
+  /** Forward steps run, and tokens generated. */
+  steps: number;
+  generatedTokens: number;
+}
+
 /**
  * The engine as the server sees it. `generate` yields tokens as they are decoded; breaking out of the
  * loop (or aborting `signal`) cancels the sequence and frees its KV blocks at the next step.
@@ -113,6 +131,8 @@ export interface TextGenerator {
     params: Partial<GenerateParams>,
     signal?: AbortSignal,
   ): AsyncIterable<GeneratedToken>;
+  /** Scheduler and cache counters (engines that have none may leave it out). */
+  stats?(): EngineStats;
   /** Stops the scheduler and frees native memory; pending generations end with an error. */
   close(): Promise<void>;
 }

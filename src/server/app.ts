@@ -18,6 +18,7 @@ import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
 import { chatCompletions } from "./routes/chat.ts";
 import { completions } from "./routes/completions.ts";
+import { metrics } from "./routes/metrics.ts";
 import { listModels, retrieveModel } from "./routes/models.ts";
 
 /** Client-chosen request ids are kept only when short and plain, so they are safe in logs. */
@@ -109,6 +110,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.post("/v1/completions", (c) => completions(c, deps, lifecycle));
   app.get("/v1/models", (c) => listModels(c, deps));
   app.get("/v1/models/:id{.+}", (c) => retrieveModel(c, deps, c.req.param("id")));
+  app.get("/metrics", (c) => metrics(c, deps, lifecycle));
   return app;
 }
 

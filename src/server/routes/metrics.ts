@@ -1,0 +1,61 @@
+/**
+ * `GET /metrics`: the engine's counters in the Prometheus text format (what vLLM and llama-server
+ * expose), plus the server's own request counts. Behind auth like every route but /health.
+ *
+ * @module
+ */
+
+import type { Context } from "hono";
+import type { AppDeps, AppEnv } from "../context.ts";
+import type { Lifecycle } from "../lifecycle.ts";
+
+/** One metric: name, help text, type and value. */
+type Metric = [name: string, help: string, type: "gauge" | "counter", value: number];
+
+/** Renders metrics in the Prometheus text exposition format. */
+export function prometheusText(metrics: Metric[]): string {
+  return metrics.map(([name, help, type, value]) =>
+    `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${Number.isFinite(value) ? value : 0}\n`
+  ).join("");
+}
+
+/** `GET /metrics`. */
+export function metrics(c: Context<AppEnv>, deps: AppDeps, lifecycle: Lifecycle): Response {
+  const m: Metric[] = [[
+    "hearth_requests_in_flight",
+    "HTTP generation requests in flight",
+    "gauge",
+    lifecycle.inFlight,
+  ]];
+  const s = deps.generator.stats?.();
+  if (s) {
+    m.push(
+      ["hearth_sequences_waiting", "sequences waiting for a place in the batch", "gauge", s.waiting],
+      ["hearth_sequences_running", "sequences in the running batch", "gauge", s.running],
+      ["hearth_kv_blocks_total", "KV cache blocks", "gauge", s.kvBlocksTotal],
+      [
+        "hearth_kv_blocks_free",
+        "KV cache blocks free (or kept only for prefix reuse)",
+        "gauge",
+        s.kvBlocksFree,
+      ],
+      [
+        "hearth_kv_cache_usage_ratio",
+        "fraction of KV blocks held by sequences",
+        "gauge",
+        1 - s.kvBlocksFree / s.kvBlocksTotal,
+      ],
+      ["hearth_preemptions_total", "sequences preempted for lack of KV blocks", "counter", s.preemptions],
+      ["hearth_prompt_tokens_total", "prompt tokens admitted", "counter", s.promptTokens],
+      [
+        "hearth_prefix_cache_hit_tokens_total",
+        "prompt tokens served from shared prefix blocks",
+        "counter",
+        s.prefixHitTokens,
+      ],
+      ["hearth_steps_total", "forward steps", "counter", s.steps],
+      ["hearth_generation_tokens_total", "tokens generated", "counter", s.generatedTokens],
+    );
+  }
+  return c.text(prometheusText(m), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+}
