@@ -8,6 +8,7 @@
 #define FV __m256
 #define QCHUNK 32
 #define T32_R 4
+#define T32_DR 4
 #define T32_T 2
 #define TK_R 2
 #define TK_T 2

@@ -12,6 +12,7 @@
 #define FV __m512
 #define QCHUNK 64
 #define T32_R 4
+#define T32_DR 8
 #define T32_T 4
 #define TK_R 4
 #define TK_T 2
