@@ -1,0 +1,259 @@
+/**
+ * `deno task bench:serve`: many streaming clients against the real server on loopback. For 1, 4, 16
+ * and 64 concurrent clients (each sending a realistic mix of prompt and output lengths), prints the
+ * aggregate output tokens/s, time to first token p50/p99 and inter-token latency p50/p99, as a table,
+ * bench/results/serve.json and serve.png. Also the HTTP+SSE overhead: one stream's time per token
+ * through the server against the engine's own in-process time per token on the same model.
+ *
+ * Model: random weights of SmolLM2-135M's shape, quantized to Q8_0 at load, with SmolLM2's tokenizer.
+ *
+ *   deno task bench:serve [--levels 1,4,16,64] [--requests-per-client 2] [--threads N]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Engine } from "../src/engine/engine.ts";
+import { physicalCoreCount } from "../src/cli/cpu_info.ts";
+import { writeBarChart } from "../src/bench/chart.ts";
+import { ensureRandomModel, SMOLLM2_135M } from "./random_model.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    levels: { type: "string", default: "1,4,16,64" },
+    "requests-per-client": { type: "string", default: "2" },
+    threads: { type: "string" },
+    out: { type: "string", default: `${ROOT}bench/results/` },
+  },
+});
+const levels = values.levels!.split(",").map(Number);
+const perClient = Number(values["requests-per-client"]);
+const threads = values.threads ? Number(values.threads) : physicalCoreCount();
+
+// The model directory, with the real SmolLM2 tokenizer beside the random weights.
+const dir = await ensureRandomModel(SMOLLM2_135M, "bf16");
+for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
+  await Deno.copyFile(`${ROOT}test/fixtures/tokenizer/smollm2/${f}`, `${dir}/${f}`).catch(() => {});
+}
+
+const percentile = (xs: number[], p: number) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+const WORDS = "the a river mountain quickly said under over light small garden silver wind morning old city"
+  .split(" ");
+function prompt(words: number, seed: number): string {
+  let s = seed;
+  return Array.from(
+    { length: words },
+    () => WORDS[(s = (s * 1103515245 + 12345) % 2147483648) % WORDS.length],
+  )
+    .join(" ");
+}
+/** The mix: short chat turns, medium documents, a few long contexts; short to long answers. */
+const MIX = [
+  { words: 12, maxTokens: 32 },
+  { words: 100, maxTokens: 64 },
+  { words: 30, maxTokens: 128 },
+  { words: 380, maxTokens: 48 },
+];
+
+// --- the server --------------------------------------------------------------------------------------
+const xdg = await Deno.makeTempDir({ prefix: "hearth-bench-xdg-" });
+const child = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    `${ROOT}main.ts`,
+    "serve",
+    "--model",
+    dir,
+    "--port",
+    "0",
+    "--threads",
+    String(threads),
+    "--quantize",
+    "q8_0",
+    "--max-num-seqs",
+    "64",
+    "--max-model-len",
+    "2048",
+    "--log-level",
+    "WARNING",
+    "--no-auth",
+  ],
+  env: { XDG_CONFIG_HOME: xdg },
+  stderr: "piped",
+  stdout: "null",
+}).spawn();
+const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+let url = "";
+for (let buf = ""; !url;) {
+  const { value, done } = await lines.read();
+  if (done) throw new Error(`server exited:\n${buf}`);
+  buf += value;
+  const m = /listening on (http:\/\/\S+)/.exec(buf);
+  if (m) url = m[1];
+}
+(async () => { // keep draining stderr
+  while (!(await lines.read()).done) { /* discard */ }
+})();
+while ((await fetch(`${url}/health`).then((r) => r.status, () => 0)) !== 200) {
+  await new Promise((r) => setTimeout(r, 200));
+}
+
+interface RequestResult {
+  ttft: number;
+  gaps: number[];
+  tokens: number;
+}
+
+async function streamOne(i: number): Promise<RequestResult> {
+  const mix = MIX[i % MIX.length];
+  const t0 = performance.now();
+  const res = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      prompt: prompt(mix.words, i + 1),
+      max_tokens: mix.maxTokens,
+      ignore_eos: true,
+      temperature: 0.7,
+      seed: i,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let ttft = 0, last = 0, tokens = 0, buf = "";
+  const gaps: number[] = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let at;
+    while ((at = buf.indexOf("\n\n")) >= 0) {
+      const event = buf.slice(0, at);
+      buf = buf.slice(at + 2);
+      if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
+      const data = JSON.parse(event.slice(6));
+      if (data.usage) tokens = data.usage.completion_tokens;
+      if (!data.choices?.length) continue;
+      const now = performance.now();
+      if (ttft === 0) ttft = now - t0;
+      else gaps.push(now - last);
+      last = now;
+    }
+  }
+  return { ttft, gaps, tokens };
+}
+
+interface Row {
+  clients: number;
+  tokensPerSecond: number;
+  ttftP50: number;
+  ttftP99: number;
+  itlP50: number;
+  itlP99: number;
+}
+
+const rows: Row[] = [];
+await streamOne(0); // warm up
+for (const clients of levels) {
+  const results: RequestResult[] = [];
+  const t0 = performance.now();
+  let next = 0;
+  const total = clients * perClient;
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (next < total) results.push(await streamOne(next++));
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  const tokens = results.reduce((a, r) => a + r.tokens, 0);
+  const row = {
+    clients,
+    tokensPerSecond: tokens / seconds,
+    ttftP50: percentile(results.map((r) => r.ttft), 50),
+    ttftP99: percentile(results.map((r) => r.ttft), 99),
+    itlP50: percentile(results.flatMap((r) => r.gaps), 50),
+    itlP99: percentile(results.flatMap((r) => r.gaps), 99),
+  };
+  rows.push(row);
+  console.error(JSON.stringify(row));
+}
+
+// HTTP+SSE overhead: one stream of 128 tokens through the server vs the engine in this process.
+const decodeViaHttp = async () => {
+  const r = await (async () => {
+    const res = await streamOne(2); // the 128-token member of the mix
+    return res;
+  })();
+  return r.gaps.reduce((a, b) => a + b, 0) / r.gaps.length;
+};
+const httpMsPerToken: number[] = [];
+for (let k = 0; k < 3; k++) httpMsPerToken.push(await decodeViaHttp());
+child.kill("SIGTERM");
+await child.status;
+await Deno.remove(xdg, { recursive: true }).catch(() => {});
+
+const engine = await Engine.load(dir, { threads, quantize: "q8_0", maxModelLen: 2048 });
+const engineMsPerToken: number[] = [];
+for (let k = 0; k < 3; k++) {
+  const ids = Array.from({ length: 40 }, (_, i) => (i * 97 + k) % 49152);
+  let last = 0;
+  const gaps: number[] = [];
+  for await (
+    const _ of engine.generate(ids, { maxTokens: 128, ignoreEos: true, temperature: 0.7, seed: k })
+  ) {
+    const now = performance.now();
+    if (last) gaps.push(now - last);
+    last = now;
+  }
+  engineMsPerToken.push(gaps.reduce((a, b) => a + b, 0) / gaps.length);
+}
+await engine.close();
+const httpMs = percentile(httpMsPerToken, 50), engineMs = percentile(engineMsPerToken, 50);
+const overhead = (httpMs - engineMs) / engineMs;
+
+const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/model name\s*:\s*(.*)/)?.[1] ??
+  "?";
+const single = rows.find((r) => r.clients === 1)?.tokensPerSecond ?? NaN;
+const table = [
+  `SmolLM2-135M shape (random weights, Q8_0 at load); ${cpu}; ${threads} threads; ${perClient} requests per client`,
+  "",
+  "| clients | output tok/s (aggregate) | × single | TTFT p50 (ms) | TTFT p99 (ms) | ITL p50 (ms) | ITL p99 (ms) |",
+  "|---:|---:|---:|---:|---:|---:|---:|",
+  ...rows.map((r) =>
+    `| ${r.clients} | ${r.tokensPerSecond.toFixed(1)} | ${(r.tokensPerSecond / single).toFixed(2)} | ${
+      r.ttftP50.toFixed(0)
+    } | ${r.ttftP99.toFixed(0)} | ${r.itlP50.toFixed(1)} | ${r.itlP99.toFixed(1)} |`
+  ),
+  "",
+  `HTTP+SSE overhead per decoded token: ${httpMs.toFixed(2)} ms through the server vs ${
+    engineMs.toFixed(2)
+  } ms in-process = ${(overhead * 100).toFixed(1)} % (target < 2 %)`,
+  `aggregate at 16 clients vs 1: ${
+    ((rows.find((r) => r.clients === 16)?.tokensPerSecond ?? NaN) / single).toFixed(2)
+  }× (target ≥ 4×)`,
+];
+console.log(table.join("\n"));
+await Deno.mkdir(values.out!, { recursive: true });
+await Deno.writeTextFile(
+  `${values.out}serve.json`,
+  JSON.stringify(
+    { date: new Date().toISOString(), cpu, threads, perClient, rows, httpMs, engineMs, overhead },
+    null,
+    2,
+  ),
+);
+await writeBarChart(`${values.out}serve.png`, {
+  title: `hearth server: aggregate output tokens/s by concurrent streams (${threads} threads)`,
+  yLabel: "tokens/s",
+  groups: rows.map((r) => `${r.clients} client${r.clients > 1 ? "s" : ""}`),
+  series: [{ name: "output tok/s", values: rows.map((r) => r.tokensPerSecond) }],
+  annotations: [rows.map((r) => `${(r.tokensPerSecond / single).toFixed(1)}x`)],
+});
+console.error(`wrote ${values.out}serve.json and serve.png`);
