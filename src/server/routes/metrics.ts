@@ -57,5 +57,11 @@ export function metrics(c: Context<AppEnv>, deps: AppDeps, lifecycle: Lifecycle)
       ["hearth_generation_tokens_total", "tokens generated", "counter", s.generatedTokens],
     );
   }
+  const mem = Deno.memoryUsage();
+  m.push(
+    ["process_resident_memory_bytes", "resident set size of the server process", "gauge", mem.rss],
+    ["hearth_js_heap_used_bytes", "JavaScript heap in use", "gauge", mem.heapUsed],
+    ["hearth_js_external_bytes", "memory held by JavaScript objects outside the heap", "gauge", mem.external],
+  );
   return c.text(prometheusText(m), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
 }
