@@ -26,6 +26,7 @@ QI IV iv_join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi2
 QI IV iv_zext(__m256i lo) { return _mm512_inserti64x4(_mm512_setzero_si512(), lo, 0); }
 
 #ifdef __AVX512VNNI__
+#define DOT_US_WIDE 1 /* dot_us takes any unsigned byte: no int16 intermediate */
 QI IV dot_us(IV acc, IV u, IV x) { return _mm512_dpbusd_epi32(acc, u, x); }
 QI IV dot_us_sc(IV acc, IV u, IV x, IV s) { return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u, x), s); }
 #else
