@@ -49,6 +49,34 @@ static void matmul_task(void* arg, int32_t task, int32_t thread) {
   else j->ops->matmul(j->y[i] + r0, w->rows, wr, w->dtype, j->x, j->T, n, j->k);
 }
 
+typedef struct {
+  int32_t w_dtype;
+  const float* x; /* (T, k) */
+  int64_t T, k, tokens_per_task;
+  void* out; /* T rows of hearth_quant_act_bytes(w_dtype, 1, k) */
+} quant_act_job;
+
+static void quant_act_task(void* arg, int32_t task, int32_t thread) {
+  (void)thread;
+  quant_act_job* j = (quant_act_job*)arg;
+  const int64_t t0 = task * j->tokens_per_task, n = j->T - t0 < j->tokens_per_task ? j->T - t0 : j->tokens_per_task;
+  hearth_quant_act(j->w_dtype, j->x + t0 * j->k, n, j->k,
+                   (uint8_t*)j->out + (size_t)t0 * hearth_quant_act_bytes(j->w_dtype, 1, j->k));
+}
+
+/* out = x (T, k) quantized for weights of w_dtype: on this thread for a few tokens, else split over the
+   pool (a prefill's activations are a few hundred KB to quantize, worth a parallel region). */
+static void quant_act(hearth_context* ctx, int32_t w_dtype, const float* x, int64_t T, int64_t k, void* out) {
+  const int32_t threads = hearth_pool_threads(ctx->pool);
+  if (T < 16 || threads == 1) {
+    hearth_quant_act(w_dtype, x, T, k, out);
+    return;
+  }
+  quant_act_job j = {.w_dtype = w_dtype, .x = x, .T = T, .k = k, .out = out};
+  j.tokens_per_task = (T + threads * 2 - 1) / (threads * 2);
+  hearth_pool_run(ctx->pool, quant_act_task, &j, (int32_t)((T + j.tokens_per_task - 1) / j.tokens_per_task));
+}
+
 /* y_i = x @ w_i^T for each of the n weights given (the others NULL). Quantized weights take x quantized
    once per activation format (Q8_0 blocks for the 32-element types, Q8_K for the K-quants). */
 static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_weight* w0, float* y0,
@@ -67,7 +95,7 @@ static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_
       const void** act = hearth_dtype_is_k_quant(ws[i]->dtype) ? &act_q8_k : &act_q8_0;
       if (!*act) {
         void* buf = hearth_dtype_is_k_quant(ws[i]->dtype) ? ctx->act_q8_k : ctx->act_q8_0;
-        hearth_quant_act(ws[i]->dtype, x, T, j.k, buf);
+        quant_act(ctx, ws[i]->dtype, x, T, j.k, buf);
         *act = buf;
       }
       j.x_act[i] = *act;
