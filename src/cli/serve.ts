@@ -37,7 +37,7 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   "kv-cache-tokens": { kind: "int", help: "token slots in the KV cache" },
   "kv-cache-memory": {
     kind: "number",
-    help: "KV cache size: bytes, or a fraction (<= 1) of available memory (default 1 GiB)",
+    help: "KV cache size: bytes, or a fraction (<= 1) of available memory (default 1/4 of it, at most 4 GiB)",
   },
   "max-num-seqs": { kind: "int", help: "most sequences in one step (default 64)" },
   "max-num-batched-tokens": { kind: "int", help: "most tokens in one step (default 512)" },

@@ -32,7 +32,11 @@ export interface EngineOptions {
   maxModelLen?: number;
   /** Token slots in the KV cache (default: what `kvCacheBytes` holds). */
   kvCacheTokens?: number;
-  /** Bytes for the KV cache when kvCacheTokens is not given (default 1 GiB). */
+  /**
+   * Bytes for the KV cache when kvCacheTokens is not given (default: a quarter of the memory available
+   * at load, at most 4 GiB). Pages are touched only as blocks are first used, so a large cache costs
+   * memory only when many long sequences fill it.
+   */
   kvCacheBytes?: number;
   /** Tokens per KV block (default 16). */
   kvBlockSize?: number;
@@ -65,6 +69,15 @@ export function defaultsFromGeneration(g: GenerationDefaults): Partial<GenerateP
   if (g.minP !== undefined) d.minP = g.minP;
   if (g.repetitionPenalty !== undefined) d.repetitionPenalty = g.repetitionPenalty;
   return d;
+}
+
+/** The KV cache's byte budget when none is given: a quarter of the memory available now, at most 4 GiB. */
+export function defaultKvCacheBytes(): number {
+  let available = 4 * 2 ** 30;
+  try {
+    available = Deno.systemMemoryInfo().available;
+  } catch { /* not reported on this system: assume plenty */ }
+  return Math.max(64 * 2 ** 20, Math.min(4 * 2 ** 30, Math.floor(available / 4)));
 }
 
 /** A model ready to generate. Implements the server's {@link TextGenerator}. */
@@ -121,7 +134,10 @@ export class Engine implements TextGenerator {
     const kvTokens = opts.kvCacheTokens ??
       Math.max(
         blockSize,
-        Math.min(Math.floor((opts.kvCacheBytes ?? 1 << 30) / bytesPerToken), maxContext * maxBatchSeqs),
+        Math.min(
+          Math.floor((opts.kvCacheBytes ?? defaultKvCacheBytes()) / bytesPerToken),
+          maxContext * maxBatchSeqs,
+        ),
       );
     if (opts.maxModelLen !== undefined && opts.maxModelLen > c.maxSeqLen) {
       opts.warn?.(
