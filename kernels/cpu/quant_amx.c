@@ -23,9 +23,15 @@
  *   K-quants: per super-block, s[t] = sum over sub-blocks j of C_j[t] * (d * sc_j)[16 rows]
  *   - sum over j of (dmin * m_j)[16 rows] * xsum_j[t] (xsum from Q8_K's bsums); acc[t] += s[t] * d_x[t].
  *
- * Buffers (all on the stack, bounded): the repacked weights of one 16-row tile for a chunk of at most
- * KC values of k (16 * KC bytes + per-sub-block scales), so any k works (longer rows in chunks, their
- * partial sums added into y). Token tails: the last token tile is moved back to end at T (overlapping
+ * Loop order: groups of up to 4 row tiles (64 rows) are repacked together; then for each token tile
+ * and sub-block one A tile load feeds 4 TDPBSSDs (one per row tile: C tiles 0..3), which keeps the
+ * activations from being streamed again per 16 rows. The float work of a sub-block runs after the
+ * tile products of the next one are issued (C stored to a double buffer), so its loads do not sit
+ * right behind the tile stores.
+ *
+ * Buffers (all on the stack, bounded, ~120 KiB): the repacked weights of 4 row tiles for a chunk of at
+ * most KC values of k (4 x 16 x KC bytes + per-sub-block scales), so any k works (longer rows in
+ * chunks, their partial sums added into y). Token tails: the last token tile is moved back to end at T (overlapping
  * the previous one, whose tokens it does not store again); row tails: missing rows repeat the last
  * row (gather index clamped) and are not stored. Fewer than 16 tokens, Q2_K / Q3_K, and rows too long
  * for 32-bit gather offsets go to the AVX-512 VNNI table.
@@ -38,7 +44,8 @@
 #define AMX_ROWS 16     /* weight rows per tile (columns of C) */
 #define AMX_TOKENS 16   /* tokens per tile (rows of A and C) */
 #define AMX_MIN_T 16    /* fewer tokens: the VNNI kernels */
-#define KC 2048         /* k values per repacked chunk: 32 KiB of codes for 16 rows */
+#define AMX_GROUP 4     /* row tiles per activation tile load */
+#define KC 1024         /* k values per repacked chunk: 16 KiB of codes per 16 rows */
 #define MAX_SUB (KC / 16) /* sub-blocks per chunk at most (16-code sub-blocks) */
 
 /* Tile numbers: C tiles 0..3 (rotating), A tiles 4, 5 and B tiles 6, 7 (alternating). */
@@ -70,12 +77,12 @@ static void configure_tiles(int S) {
   _tile_loadconfig(&cfg);
 }
 
-/* One 16-row weight tile, repacked for a chunk of k. */
+/* AMX_GROUP row tiles (64 rows) repacked for a chunk of k: each activation tile load serves all of them. */
 typedef struct {
-  int8_t codes[AMX_ROWS * KC];      /* per sub-block j: (S/4) x 64 bytes at j * 16 * S (VNNI layout) */
-  float scale[MAX_SUB][AMX_ROWS];   /* per sub-block: d (32-element types) or d * sc_j (K-quants) */
-  float minv[MAX_SUB][AMX_ROWS];    /* per sub-block: m (Q4_1, Q5_1) or dmin * m_j (Q4_K, Q5_K) */
-} weight_tile;
+  int8_t codes[AMX_GROUP][AMX_ROWS * KC];    /* row tile i, sub-block j: (S/4) x 64 bytes at j * 16 * S */
+  float scale[AMX_GROUP][MAX_SUB][AMX_ROWS]; /* per sub-block: d (32-element types) or d * sc_j (K-quants) */
+  float minv[AMX_GROUP][MAX_SUB][AMX_ROWS];  /* per sub-block: m (Q4_1, Q5_1) or dmin * m_j (Q4_K, Q5_K) */
+} weight_tiles;
 
 /* Per token tile, for a chunk: activation scales and sums. */
 typedef struct {
@@ -115,7 +122,8 @@ QA __m512i row_index(int64_t wrow, int nrows) {
 QA int64_t block_bytes(int type) { return hearth_quant_block_bytes(type); }
 
 /* Blocks [b0, b0 + nb) of a 32-element type: codes of block j at codes + 512 j, d (and m) per row. */
-static void repack32(weight_tile* wt, const uint8_t* w, __m512i idx, int64_t b0, int nb, int type) {
+static void repack32(int8_t* codes, float (*scale)[AMX_ROWS], float (*minv)[AMX_ROWS], const uint8_t* w, __m512i idx,
+                     int64_t b0, int nb, int type) {
   const int64_t bs = block_bytes(type);
   const int qo = type == HEARTH_DTYPE_Q8_0 ? 2 : type == HEARTH_DTYPE_Q4_0 ? 2 : type == HEARTH_DTYPE_Q4_1 ? 4
                  : type == HEARTH_DTYPE_Q5_0 ? 6 : 8;
@@ -124,10 +132,10 @@ static void repack32(weight_tile* wt, const uint8_t* w, __m512i idx, int64_t b0,
   const __m512i m4 = _mm512_set1_epi8(0x0f), vo = _mm512_set1_epi8((char)off);
   for (int j = 0; j < nb; j++) {
     const uint8_t* b = w + (b0 + j) * bs;
-    __m512i* dst = (__m512i*)(wt->codes + 512 * j);
+    __m512i* dst = (__m512i*)(codes + 512 * j);
     const __m512i dm = gather32(b, idx); /* d | m << 16 */
-    _mm512_storeu_ps(wt->scale[j], f16_lo(dm));
-    _mm512_storeu_ps(wt->minv[j], f16_hi(dm));
+    _mm512_storeu_ps(scale[j], f16_lo(dm));
+    _mm512_storeu_ps(minv[j], f16_hi(dm));
     if (type == HEARTH_DTYPE_Q8_0) {
       for (int kk = 0; kk < 8; kk++) _mm512_storeu_si512(dst + kk, gather32(b + 2 + 4 * kk, idx));
       continue;
@@ -152,18 +160,19 @@ QA __m512i byte_u(__m512i v, int i) { return _mm512_and_si512(_mm512_srli_epi32(
 QA __m512i byte_s(__m512i v, int i) { return _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * i), 24); }
 
 /* Super-blocks [s0, s0 + ns) of Q4_K / Q5_K (8 sub-blocks of 32) or Q6_K (16 of 16). */
-static void repackk(weight_tile* wt, const uint8_t* w, __m512i idx, int64_t s0, int ns, int type) {
+static void repackk(int8_t* codes_all, float (*scale)[AMX_ROWS], float (*minv)[AMX_ROWS], const uint8_t* w,
+                    __m512i idx, int64_t s0, int ns, int type) {
   const int64_t bs = block_bytes(type);
   const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
   for (int s = 0; s < ns; s++) {
     const uint8_t* b = w + (s0 + s) * bs;
     if (type == HEARTH_DTYPE_Q6_K) {
-      int8_t* codes = wt->codes + 4096 * s; /* 16 sub-blocks x 4 x 64 bytes */
+      int8_t* codes = codes_all + 4096 * s; /* 16 sub-blocks x 4 x 64 bytes */
       const __m512 d = f16_hi(gather32(b + 206, idx));
       for (int q = 0; q < 4; q++) {
         const __m512i sc = gather32(b + 192 + 4 * q, idx);
         for (int i = 0; i < 4; i++)
-          _mm512_storeu_ps(wt->scale[16 * s + 4 * q + i], _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sc, i))));
+          _mm512_storeu_ps(scale[16 * s + 4 * q + i], _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sc, i))));
       }
       /* sub-block j = 8h + s8 (elements 16j..): ql bytes 64h + 16 (s8 % 4) + e, nibble s8 / 4; qh bytes
          128 + 32h + 16 (s8 % 2) + e, bits 2 (s8 / 2). */
@@ -183,7 +192,7 @@ static void repackk(weight_tile* wt, const uint8_t* w, __m512i idx, int64_t s0, 
       continue;
     }
     /* Q4_K / Q5_K */
-    int8_t* codes = wt->codes + 4096 * s; /* 8 sub-blocks x 8 x 64 bytes */
+    int8_t* codes = codes_all + 4096 * s; /* 8 sub-blocks x 8 x 64 bytes */
     const __m512i dd = gather32(b, idx);
     const __m512 d = f16_lo(dd), dmin = f16_hi(dd);
     const __m512i w0 = gather32(b + 4, idx), w1 = gather32(b + 8, idx), w2 = gather32(b + 12, idx);
@@ -195,8 +204,8 @@ static void repackk(weight_tile* wt, const uint8_t* w, __m512i idx, int64_t s0, 
         _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), c4), _mm512_and_si512(_mm512_srli_epi32(w1, 2), c30));
     for (int j = 0; j < 8; j++) {
       const __m512i sc = byte_u(j < 4 ? sc_lo : sc_hi, j % 4), m = byte_u(j < 4 ? m_lo : m_hi, j % 4);
-      _mm512_storeu_ps(wt->scale[8 * s + j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
-      _mm512_storeu_ps(wt->minv[8 * s + j], _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m)));
+      _mm512_storeu_ps(scale[8 * s + j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+      _mm512_storeu_ps(minv[8 * s + j], _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m)));
     }
     const int q5 = type == HEARTH_DTYPE_Q5_K;
     const uint8_t* qs = b + (q5 ? 48 : 16);
@@ -264,65 +273,88 @@ static void prepk(token_tile* tt, const uint8_t* x, int64_t xrow, int ns, int mi
 /* ---------------------------------------------------------------------------------------------------- */
 /* Products                                                                                               */
 
-/* C tile c (0..3) = A (tile 4 or 5, from a with stride xrow) . B (tile 6 or 7, from b), stored to out. */
-#define AMX_PRODUCT(c, ta, tb, a, xrow, b, out) \
-  do {                                          \
-    _tile_loadd(ta, a, xrow);                   \
-    _tile_loadd(tb, b, 64);                     \
-    _tile_zero(c);                              \
-    _tile_dpbssd(c, ta, tb);                    \
-    _tile_stored(c, out, 64);                   \
+/* For one sub-block: A tile ta (16 tokens from a, stride xrow) times the B tiles of nr row tiles (b, bstep
+   bytes apart; B tiles 6 and 7 alternate), C tile i into cbuf[i]. One activation load serves all the row
+   tiles: reloading it per row tile made the kernel wait on the activations. */
+#define AMX_ROW_PRODUCT(i, ta, tb)                   \
+  do {                                              \
+    _tile_loadd(tb, b + (i) * bstep, 64);           \
+    _tile_zero(i);                                  \
+    _tile_dpbssd(i, ta, tb);                        \
+    _tile_stored(i, cbuf[i], 64);                   \
+  } while (0)
+#define AMX_PRODUCTS(ta)                                      \
+  do {                                                        \
+    _tile_loadd(ta, a, xrow);                                 \
+    AMX_ROW_PRODUCT(0, ta, 6);                                \
+    if (nr > 1) AMX_ROW_PRODUCT(1, ta, 7);                    \
+    if (nr > 2) AMX_ROW_PRODUCT(2, ta, 6);                    \
+    if (nr > 3) AMX_ROW_PRODUCT(3, ta, 7);                    \
   } while (0)
 
-/* Up to 4 sub-blocks at once (j0 .. j0 + g - 1): g C tiles in flight. a: token 0's codes of sub-block
-   j0, astep bytes per sub-block; b: sub-block j0's B tile, bstep bytes per sub-block. */
-QA void products(int32_t cbuf[4][AMX_TOKENS][AMX_ROWS], int g, const uint8_t* a, int64_t astep, int64_t xrow,
-                 const int8_t* b, int64_t bstep) {
-  AMX_PRODUCT(0, 4, 6, a, xrow, b, cbuf[0]);
-  if (g > 1) AMX_PRODUCT(1, 5, 7, a + astep, xrow, b + bstep, cbuf[1]);
-  if (g > 2) AMX_PRODUCT(2, 4, 6, a + 2 * astep, xrow, b + 2 * bstep, cbuf[2]);
-  if (g > 3) AMX_PRODUCT(3, 5, 7, a + 3 * astep, xrow, b + 3 * bstep, cbuf[3]);
+/* Sub-block number `parity` picks the A tile (4 or 5), so the next activation load need not wait for the
+   products of the previous one. */
+QA void products(int32_t cbuf[AMX_GROUP][AMX_TOKENS][AMX_ROWS], int nr, int parity, const uint8_t* a,
+                 int64_t xrow, const int8_t* b, int64_t bstep) {
+  if (parity) AMX_PRODUCTS(5);
+  else AMX_PRODUCTS(4);
 }
 
-/* acc (16 tokens x 16 rows) += this chunk of a 32-element type; x: token 0's first block of the chunk. */
-static void tile32(float acc[AMX_TOKENS][AMX_ROWS], const weight_tile* wt, const token_tile* tt, const uint8_t* x,
-                   int64_t xrow, int nb, int mins) {
-  int32_t cbuf[4][AMX_TOKENS][AMX_ROWS];
-  for (int j0 = 0; j0 < nb; j0 += 4) {
-    const int g = nb - j0 < 4 ? nb - j0 : 4;
-    products(cbuf, g, x + 34 * j0 + 2, 34, xrow, wt->codes + 512 * j0, 512);
-    for (int t = 0; t < AMX_TOKENS; t++) {
-      __m512 a = _mm512_loadu_ps(acc[t]);
-      for (int i = 0; i < g; i++) {
-        const __m512 c = _mm512_cvtepi32_ps(_mm512_loadu_si512(cbuf[i][t]));
-        a = _mm512_fmadd_ps(c, _mm512_mul_ps(_mm512_loadu_ps(wt->scale[j0 + i]), _mm512_set1_ps(tt->dx[j0 + i][t])), a);
-        if (mins) a = _mm512_fmadd_ps(_mm512_loadu_ps(wt->minv[j0 + i]), _mm512_set1_ps(tt->xs[j0 + i][t]), a);
+/* acc[i] (16 tokens x 16 rows of row tile i < nr) = this chunk of a 32-element type; x: token 0's first
+   block of the chunk. The float work of block j runs after the tile products of block j + 1 are issued,
+   so the loads of C do not wait right behind its tile stores. */
+static void tile32(float acc[AMX_GROUP][AMX_TOKENS][AMX_ROWS], int nr, const weight_tiles* wt,
+                   const token_tile* tt, const uint8_t* x, int64_t xrow, int nb, int mins) {
+  int32_t cbuf[2][AMX_GROUP][AMX_TOKENS][AMX_ROWS];
+  const int64_t bstep = sizeof wt->codes[0];
+  for (int j = 0; j <= nb; j++) {
+    if (j < nb) products(cbuf[j % 2], nr, j % 2, x + 34 * j + 2, xrow, wt->codes[0] + 512 * j, bstep);
+    if (j == 0) continue;
+    const int jb = j - 1;
+    for (int i = 0; i < nr; i++) {
+      const __m512 dw = _mm512_loadu_ps(wt->scale[i][jb]), mw = _mm512_loadu_ps(wt->minv[i][jb]);
+      for (int t = 0; t < AMX_TOKENS; t++) {
+        const __m512 c = _mm512_cvtepi32_ps(_mm512_loadu_si512(cbuf[jb % 2][i][t]));
+        const __m512 prev = jb == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(acc[i][t]);
+        __m512 v = _mm512_fmadd_ps(c, _mm512_mul_ps(dw, _mm512_set1_ps(tt->dx[jb][t])), prev);
+        if (mins) v = _mm512_fmadd_ps(mw, _mm512_set1_ps(tt->xs[jb][t]), v);
+        _mm512_storeu_ps(acc[i][t], v);
       }
-      _mm512_storeu_ps(acc[t], a);
     }
   }
 }
 
-/* The same for a chunk of ns super-blocks of a K-quant (sub-blocks of S codes, NS per super-block). */
-static void tilek(float acc[AMX_TOKENS][AMX_ROWS], const weight_tile* wt, const token_tile* tt, const uint8_t* x,
-                  int64_t xrow, int ns, int S, int mins) {
-  const int NS = 256 / S;
-  int32_t cbuf[16][AMX_TOKENS][AMX_ROWS]; /* one super-block's C tiles */
-  for (int s = 0; s < ns; s++) {
-    const uint8_t* xq = x + s * (int64_t)sizeof(hearth_block_q8_k) + 4;
-    for (int j = 0; j < NS; j += 4)
-      products(cbuf + j, 4, xq + S * j, S, xrow, wt->codes + 4096 * s + 16 * S * j,
-               16 * S);
-    const float(*sc)[AMX_ROWS] = wt->scale + NS * s;
-    const float(*mn)[AMX_ROWS] = wt->minv + NS * s;
-    for (int t = 0; t < AMX_TOKENS; t++) {
-      __m512 v = _mm512_setzero_ps();
-      for (int j = 0; j < NS; j++)
-        v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(cbuf[j][t])), _mm512_loadu_ps(sc[j]), v);
-      if (mins)
-        for (int j = 0; j < 8; j++)
-          v = _mm512_fnmadd_ps(_mm512_loadu_ps(mn[j]), _mm512_set1_ps(tt->xs[8 * s + j][t]), v);
-      _mm512_storeu_ps(acc[t], _mm512_fmadd_ps(v, _mm512_set1_ps(tt->dx[s][t]), _mm512_loadu_ps(acc[t])));
+/* The same for a chunk of ns super-blocks of a K-quant (sub-blocks of S codes, NS per super-block): per
+   super-block v = sum over sub-blocks of C_j * d sc_j, then acc += (v - sum of dmin m_j xsum_j) * d_x. */
+static void tilek(float acc[AMX_GROUP][AMX_TOKENS][AMX_ROWS], int nr, const weight_tiles* wt, const token_tile* tt,
+                  const uint8_t* x, int64_t xrow, int ns, int S, int mins) {
+  const int NS = 256 / S, total = ns * NS;
+  const int64_t bstep = sizeof wt->codes[0];
+  int32_t cbuf[2][AMX_GROUP][AMX_TOKENS][AMX_ROWS];
+  float v[AMX_GROUP][AMX_TOKENS][AMX_ROWS]; /* the super-block's sum so far, per row tile */
+  for (int g = 0; g <= total; g++) {
+    if (g < total) {
+      const int s = g / NS, j = g % NS;
+      products(cbuf[g % 2], nr, g % 2, x + s * (int64_t)sizeof(hearth_block_q8_k) + 4 + S * j, xrow,
+               wt->codes[0] + 16 * S * g, bstep);
+    }
+    if (g == 0) continue;
+    const int gb = g - 1, s = gb / NS, j = gb % NS;
+    for (int i = 0; i < nr; i++) {
+      const __m512 sc = _mm512_loadu_ps(wt->scale[i][gb]);
+      for (int t = 0; t < AMX_TOKENS; t++) {
+        const __m512 c = _mm512_cvtepi32_ps(_mm512_loadu_si512(cbuf[gb % 2][i][t]));
+        _mm512_storeu_ps(v[i][t], j == 0 ? _mm512_mul_ps(c, sc) : _mm512_fmadd_ps(c, sc, _mm512_loadu_ps(v[i][t])));
+      }
+      if (j < NS - 1) continue;
+      const float(*mn)[AMX_ROWS] = wt->minv[i] + 8 * s;
+      for (int t = 0; t < AMX_TOKENS; t++) {
+        __m512 vt = _mm512_loadu_ps(v[i][t]);
+        if (mins)
+          for (int m = 0; m < 8; m++) vt = _mm512_fnmadd_ps(_mm512_loadu_ps(mn[m]), _mm512_set1_ps(tt->xs[8 * s + m][t]), vt);
+        const __m512 prev = s == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(acc[i][t]);
+        _mm512_storeu_ps(acc[i][t], _mm512_fmadd_ps(vt, _mm512_set1_ps(tt->dx[s][t]), prev));
+      }
     }
   }
 }
@@ -360,36 +392,44 @@ static void amx_matmul(float* y, int64_t ldy, const void* w, int32_t type, const
   const int64_t qk = kq ? 256 : 32, nblocks = k / qk, chunk_blocks = KC / qk;
   const int64_t xblock = kq ? (int64_t)sizeof(hearth_block_q8_k) : 34;
   const uint8_t* xa = (const uint8_t*)x_act;
-  weight_tile wt;
+  weight_tiles wt; /* 96 KiB */
   token_tile tt;
-  float acc[AMX_TOKENS][AMX_ROWS];
+  float acc[AMX_GROUP][AMX_TOKENS][AMX_ROWS];
   configure_tiles(S);
-  for (int64_t r0 = 0; r0 < n; r0 += AMX_ROWS) {
-    const int rows = n - r0 < AMX_ROWS ? (int)(n - r0) : AMX_ROWS;
-    const uint8_t* wr = (const uint8_t*)w + r0 * wrow;
-    const __m512i idx = row_index(wrow, rows);
-    const __mmask16 rmask = (__mmask16)((1u << rows) - 1);
+  for (int64_t g0 = 0; g0 < n; g0 += AMX_GROUP * AMX_ROWS) {
+    const int64_t grows = n - g0 < AMX_GROUP * AMX_ROWS ? n - g0 : AMX_GROUP * AMX_ROWS;
+    const int nr = (int)((grows + AMX_ROWS - 1) / AMX_ROWS); /* row tiles in this group */
     for (int64_t c0 = 0; c0 < nblocks; c0 += chunk_blocks) {
       const int nb = (int)(nblocks - c0 < chunk_blocks ? nblocks - c0 : chunk_blocks);
-      if (kq) repackk(&wt, wr, idx, c0, nb, type);
-      else repack32(&wt, wr, idx, c0, nb, type);
+      for (int i = 0; i < nr; i++) {
+        const int64_t r0 = g0 + AMX_ROWS * i;
+        const int rows = n - r0 < AMX_ROWS ? (int)(n - r0) : AMX_ROWS;
+        const uint8_t* wr = (const uint8_t*)w + r0 * wrow;
+        if (kq) repackk(wt.codes[i], wt.scale[i], wt.minv[i], wr, row_index(wrow, rows), c0, nb, type);
+        else repack32(wt.codes[i], wt.scale[i], wt.minv[i], wr, row_index(wrow, rows), c0, nb, type);
+      }
       for (int64_t t0 = 0; t0 < T; t0 += AMX_TOKENS) {
         /* the last tile ends at T; tokens before t0 are already done */
         const int64_t ts = t0 + AMX_TOKENS <= T ? t0 : T - AMX_TOKENS;
         const uint8_t* x = xa + ts * xrow + c0 * xblock;
-        memset(acc, 0, sizeof acc);
+        /* tile32 / tilek write acc[i] (i < nr) before reading it */
         if (kq) {
           prepk(&tt, x, xrow, nb, mins);
-          tilek(acc, &wt, &tt, x, xrow, nb, S, mins);
+          tilek(acc, nr, &wt, &tt, x, xrow, nb, S, mins);
         } else {
           prep32(&tt, x, xrow, nb, mins);
-          tile32(acc, &wt, &tt, x, xrow, nb, mins);
+          tile32(acc, nr, &wt, &tt, x, xrow, nb, mins);
         }
-        for (int t = (int)(t0 - ts); t < AMX_TOKENS; t++) {
-          float* yt = y + (ts + t) * ldy + r0;
-          __m512 v = _mm512_loadu_ps(acc[t]);
-          if (c0 > 0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(rmask, yt));
-          _mm512_mask_storeu_ps(yt, rmask, v);
+        for (int i = 0; i < nr; i++) {
+          const int64_t r0 = g0 + AMX_ROWS * i;
+          const int rows = n - r0 < AMX_ROWS ? (int)(n - r0) : AMX_ROWS;
+          const __mmask16 rmask = (__mmask16)((1u << rows) - 1);
+          for (int t = (int)(t0 - ts); t < AMX_TOKENS; t++) {
+            float* yt = y + (ts + t) * ldy + r0;
+            __m512 v = _mm512_loadu_ps(acc[i][t]);
+            if (c0 > 0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(rmask, yt));
+            _mm512_mask_storeu_ps(yt, rmask, v);
+          }
         }
       }
     }
