@@ -29,12 +29,13 @@
  * tile products of the next one are issued (C stored to a double buffer), so its loads do not sit
  * right behind the tile stores.
  *
- * Buffers (all on the stack, bounded, ~120 KiB): the repacked weights of 4 row tiles for a chunk of at
+ * Buffers (all on the stack, bounded, ~130 KiB): the repacked weights of 4 row tiles for a chunk of at
  * most KC values of k (4 x 16 x KC bytes + per-sub-block scales), so any k works (longer rows in
- * chunks, their partial sums added into y). Token tails: the last token tile is moved back to end at T (overlapping
- * the previous one, whose tokens it does not store again); row tails: missing rows repeat the last
- * row (gather index clamped) and are not stored. Fewer than 16 tokens, Q2_K / Q3_K, and rows too long
- * for 32-bit gather offsets go to the AVX-512 VNNI table.
+ * chunks, their partial sums added into y). Token tails: the last token tile is moved back to end at
+ * T (overlapping the previous one, whose tokens it does not store again); row tails: missing rows
+ * repeat the last row (gather index clamped) and are not stored. Fewer than 16 tokens (where the VNNI
+ * kernels were measured as fast), Q2_K / Q3_K, and rows too long for 32-bit gather offsets go to the
+ * AVX-512 VNNI table.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -48,7 +49,7 @@
 #define KC 1024         /* k values per repacked chunk: 16 KiB of codes per 16 rows */
 #define MAX_SUB (KC / 16) /* sub-blocks per chunk at most (16-code sub-blocks) */
 
-/* Tile numbers: C tiles 0..3 (rotating), A tiles 4, 5 and B tiles 6, 7 (alternating). */
+/* Tile numbers: C tile i for row tile i (0..3), A tiles 4, 5 and B tiles 6, 7 (alternating). */
 typedef struct {
   uint8_t palette;
   uint8_t start_row;
@@ -200,8 +201,8 @@ static void repackk(int8_t* codes_all, float (*scale)[AMX_ROWS], float (*minv)[A
     const __m512i c30 = _mm512_set1_epi32(0x30303030);
     const __m512i sc_lo = _mm512_and_si512(w0, c6), m_lo = _mm512_and_si512(w1, c6);
     const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(w2, c4), _mm512_and_si512(_mm512_srli_epi32(w0, 2), c30));
-    const __m512i m_hi =
-        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), c4), _mm512_and_si512(_mm512_srli_epi32(w1, 2), c30));
+    const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), c4),
+                                         _mm512_and_si512(_mm512_srli_epi32(w1, 2), c30));
     for (int j = 0; j < 8; j++) {
       const __m512i sc = byte_u(j < 4 ? sc_lo : sc_hi, j % 4), m = byte_u(j < 4 ? m_lo : m_hi, j % 4);
       _mm512_storeu_ps(scale[8 * s + j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
@@ -351,7 +352,8 @@ static void tilek(float acc[AMX_GROUP][AMX_TOKENS][AMX_ROWS], int nr, const weig
       for (int t = 0; t < AMX_TOKENS; t++) {
         __m512 vt = _mm512_loadu_ps(v[i][t]);
         if (mins)
-          for (int m = 0; m < 8; m++) vt = _mm512_fnmadd_ps(_mm512_loadu_ps(mn[m]), _mm512_set1_ps(tt->xs[8 * s + m][t]), vt);
+          for (int m = 0; m < 8; m++)
+            vt = _mm512_fnmadd_ps(_mm512_loadu_ps(mn[m]), _mm512_set1_ps(tt->xs[8 * s + m][t]), vt);
         const __m512 prev = s == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(acc[i][t]);
         _mm512_storeu_ps(acc[i][t], _mm512_fmadd_ps(vt, _mm512_set1_ps(tt->dx[s][t]), prev));
       }
