@@ -10,7 +10,8 @@
  * hearth_dequantize_row then write nothing. Any n >= 0 and T >= 0 work.
  *
  * The dot products are compiled per instruction set (plain C; AVX2; AVX-512BW; AVX-512 with VNNI) and
- * one table is picked at run time like hearth_cpu_ops_get (HEARTH_ISA=c|avx2|avx512 asks for one).
+ * one table is picked at run time like hearth_cpu_ops_get (HEARTH_ISA=c|avx2|avx512 asks for one);
+ * prefill-sized products (T >= 16) use AMX tiles where the CPU has them (quant_amx.c).
  * None of these functions allocates; all are thread-safe (the forward pass splits rows over threads
  * and calls hearth_quant_matmul on each part).
  */
@@ -40,7 +41,7 @@ int32_t hearth_quantize_row(int32_t dtype, const float* src, void* dst, int64_t 
 
 /* One table of dot-product kernels. */
 typedef struct {
-  const char* isa; /* "c", "avx2", "avx512", "avx512vnni" */
+  const char* isa; /* "c", "avx2", "avx512", "avx512vnni", "amx" */
   /* Same contract as hearth_quant_matmul; w_dtype quantized, k a multiple of its block. */
   void (*matmul)(float* y, int64_t ldy, const void* w, int32_t w_dtype, const void* x_act, int64_t T,
                  int64_t n, int64_t k);
@@ -53,13 +54,17 @@ extern const hearth_quant_ops hearth_quant_ops_c;
 extern const hearth_quant_ops hearth_quant_ops_avx2;
 extern const hearth_quant_ops hearth_quant_ops_avx512;
 extern const hearth_quant_ops hearth_quant_ops_avx512vnni;
+/* AMX-INT8 tiles for T >= 16 tokens (quant_amx.c), the VNNI table otherwise; offered only where the
+   CPU has AMX-INT8 and the OS grants the tile state. */
+extern const hearth_quant_ops hearth_quant_ops_amx;
 #endif
 
-/* The table for this CPU (HEARTH_ISA=c|avx2|avx512 is respected as by hearth_cpu_ops_get; "avx512"
-   takes the VNNI table when the CPU has VNNI). */
+/* The table for this CPU (HEARTH_ISA=c|avx2|avx512|amx is respected as by hearth_cpu_ops_get; "avx512"
+   takes the VNNI table when the CPU has VNNI, never AMX; unset or "amx": AMX where available). */
 const hearth_quant_ops* hearth_quant_ops_get(void);
 
-/* Every table this CPU can run, best last: tables[0] is the C one. Returns how many (<= 4). */
+/* Every table this CPU can run, best last: tables[0] is the C one. Returns how many (<= HEARTH_QUANT_MAX_TABLES). */
+#define HEARTH_QUANT_MAX_TABLES 5
 int32_t hearth_quant_ops_available(const hearth_quant_ops** tables, int32_t cap);
 
 

@@ -1,10 +1,17 @@
 /*
  * quant_dispatch.c — picks the quantized dot-product table for this CPU once (HEARTH_ISA=c|avx2|avx512
- * as in ops_dispatch.c), the public entry points that go through it, and the test-only exports
+ * as in ops_dispatch.c, and amx), the public entry points that go through it, and the test-only exports
  * (hearth_test_*) that test/quant/ reaches through FFI.
  */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "internal.h"
 #include "quant.h"
@@ -20,10 +27,33 @@ static int cpu_has_avx512(void) {
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && cpu_has_avx2();
 }
 static int cpu_has_avx512vnni(void) { return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni"); }
+
+/*
+ * AMX-INT8: CPUID leaf 7 EDX bits 24 (AMX-TILE) and 25 (AMX-INT8), the OS saving the tile state (XCR0
+ * bits 17, 18), and on Linux a one-time request for permission to use the tile data (arch_prctl
+ * ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA); without it the first tile instruction would fault. Any
+ * failure: no AMX table. Racing first calls compute the same answer.
+ */
+static int cpu_has_amx(void) {
+  static int state = -1;
+  if (state >= 0) return state;
+  int ok = 0;
+#if defined(__linux__)
+  unsigned a, b, c, d;
+  if (cpu_has_avx512vnni() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 24 & 3) == 3 &&
+      __get_cpuid(1, &a, &b, &c, &d) && (c >> 27 & 1) /* OSXSAVE */) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo >> 17 & 3) == 3) ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+  }
+#endif
+  state = ok;
+  return ok;
+}
 #endif
 
 int32_t hearth_quant_ops_available(const hearth_quant_ops** tables, int32_t cap) {
-  const hearth_quant_ops* all[4];
+  const hearth_quant_ops* all[HEARTH_QUANT_MAX_TABLES];
   int32_t n = 0;
   all[n++] = &hearth_quant_ops_c;
 #if defined(__x86_64__) || defined(_M_X64)
@@ -31,6 +61,7 @@ int32_t hearth_quant_ops_available(const hearth_quant_ops** tables, int32_t cap)
   if (cpu_has_avx2()) all[n++] = &hearth_quant_ops_avx2;
   if (cpu_has_avx512()) all[n++] = &hearth_quant_ops_avx512;
   if (cpu_has_avx512vnni()) all[n++] = &hearth_quant_ops_avx512vnni;
+  if (cpu_has_amx()) all[n++] = &hearth_quant_ops_amx;
 #endif
   for (int32_t i = 0; i < n && i < cap; i++) tables[i] = all[i];
   return n;
@@ -42,6 +73,8 @@ static const hearth_quant_ops* best_for_cpu(void) {
   const char* want = getenv("HEARTH_ISA");
   if (want && strcmp(want, "c") == 0) return &hearth_quant_ops_c;
   if (want && strcmp(want, "avx2") == 0 && cpu_has_avx2()) return &hearth_quant_ops_avx2;
+  const int plain_avx512 = want && strcmp(want, "avx512") == 0; /* the AVX-512 kernels without AMX */
+  if (!plain_avx512 && cpu_has_amx()) return &hearth_quant_ops_amx;
   if (cpu_has_avx512vnni()) return &hearth_quant_ops_avx512vnni;
   if (cpu_has_avx512()) return &hearth_quant_ops_avx512;
   if (cpu_has_avx2()) return &hearth_quant_ops_avx2;
@@ -72,13 +105,13 @@ void hearth_quant_act(int32_t w_dtype, const float* x, int64_t T, int64_t k, voi
 /* Name of table i of hearth_quant_ops_available (-1: the one hearth_quant_ops_get picked), or NULL. */
 HEARTH_API const char* hearth_test_quant_isa_name(int32_t i) {
   if (i < 0) return hearth_quant_ops_get()->isa;
-  const hearth_quant_ops* t[4];
-  return i < hearth_quant_ops_available(t, 4) ? t[i]->isa : NULL;
+  const hearth_quant_ops* t[HEARTH_QUANT_MAX_TABLES];
+  return i < hearth_quant_ops_available(t, HEARTH_QUANT_MAX_TABLES) ? t[i]->isa : NULL;
 }
 
 HEARTH_API int32_t hearth_test_quant_isa_count(void) {
-  const hearth_quant_ops* t[4];
-  return hearth_quant_ops_available(t, 4);
+  const hearth_quant_ops* t[HEARTH_QUANT_MAX_TABLES];
+  return hearth_quant_ops_available(t, HEARTH_QUANT_MAX_TABLES);
 }
 
 HEARTH_API int64_t hearth_test_quant_row_bytes(int32_t dtype, int64_t n) { return hearth_quant_row_bytes(dtype, n); }
@@ -100,8 +133,8 @@ HEARTH_API int32_t hearth_test_quantize_row(int32_t dtype, const float* src, voi
 /* hearth_quant_act (isa -1) or table isa's quant_act. Returns 0, or -1 for a bad dtype / k / isa. */
 HEARTH_API int32_t hearth_test_quant_act(int32_t isa, int32_t dtype, const float* x, int64_t T, int64_t k,
                                          void* out) {
-  const hearth_quant_ops* t[4];
-  if (hearth_quant_act_bytes(dtype, 1, k) == 0 || T <= 0 || isa >= hearth_quant_ops_available(t, 4)) return -1;
+  const hearth_quant_ops* t[HEARTH_QUANT_MAX_TABLES];
+  if (hearth_quant_act_bytes(dtype, 1, k) == 0 || T <= 0 || isa >= hearth_quant_ops_available(t, HEARTH_QUANT_MAX_TABLES)) return -1;
   if (isa < 0) hearth_quant_act(dtype, x, T, k, out);
   else t[isa]->quant_act(dtype, x, T, k, out);
   return 0;
@@ -116,8 +149,8 @@ HEARTH_API int32_t hearth_test_quant_matmul(int32_t isa, float* y, int64_t ldy, 
                                             const float* x, int64_t T, int64_t n, int64_t k) {
   const size_t bytes = hearth_quant_act_bytes(dtype, T, k);
   if (bytes == 0 || T <= 0 || n < 0) return -1;
-  const hearth_quant_ops* t[4];
-  const int32_t count = hearth_quant_ops_available(t, 4);
+  const hearth_quant_ops* t[HEARTH_QUANT_MAX_TABLES];
+  const int32_t count = hearth_quant_ops_available(t, HEARTH_QUANT_MAX_TABLES);
   if (isa >= count) return -1;
   void* xa = malloc(bytes);
   if (!xa) return -1;
@@ -132,8 +165,8 @@ HEARTH_API int32_t hearth_test_quant_matmul(int32_t isa, float* y, int64_t ldy, 
 /* hearth_quant_matmul (isa -1) or table isa's matmul on activations already quantized. Returns 0 or -1. */
 HEARTH_API int32_t hearth_test_quant_matmul_act(int32_t isa, float* y, int64_t ldy, const void* w, int32_t dtype,
                                                 const void* x_act, int64_t T, int64_t n, int64_t k) {
-  const hearth_quant_ops* t[4];
-  if (isa >= hearth_quant_ops_available(t, 4)) return -1;
+  const hearth_quant_ops* t[HEARTH_QUANT_MAX_TABLES];
+  if (isa >= hearth_quant_ops_available(t, HEARTH_QUANT_MAX_TABLES)) return -1;
   if (isa < 0) hearth_quant_matmul(y, ldy, w, dtype, x_act, T, n, k);
   else if (hearth_quant_act_bytes(dtype, T, k) > 0 && n > 0) t[isa]->matmul(y, ldy, w, dtype, x_act, T, n, k);
   else return -1;
@@ -158,8 +191,8 @@ HEARTH_API int32_t hearth_test_matmul_repeat(int32_t isa, const void* w, int32_t
     }
     return 0;
   }
-  const hearth_quant_ops* t[4];
-  const int32_t count = hearth_quant_ops_available(t, 4);
+  const hearth_quant_ops* t[HEARTH_QUANT_MAX_TABLES];
+  const int32_t count = hearth_quant_ops_available(t, HEARTH_QUANT_MAX_TABLES);
   if (isa >= count || hearth_quant_act_bytes(dtype, 1, k) == 0) return -1;
   const hearth_quant_ops* ops = isa < 0 ? hearth_quant_ops_get() : t[isa];
   for (int32_t i = 0; i < iters; i++) {

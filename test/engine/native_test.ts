@@ -14,6 +14,7 @@ import {
   StepBatch,
 } from "../../src/native/hearth.ts";
 import { goldenLogits, maxAbsDiff, openFixture, readGolden, ROOT } from "./fixtures.ts";
+import { isaNames } from "../../src/native/quant_testing.ts";
 
 const DIR = `${ROOT}test/fixtures/models/llama-f32`;
 
@@ -168,9 +169,10 @@ function neutral() {
 }
 
 // Every kernel path this CPU has must reproduce the goldens: run the golden logits test under each.
-Deno.test("native: every instruction-set path (c, avx2, avx512) matches the goldens", async () => {
+Deno.test("native: every instruction-set path (c, avx2, avx512, amx) matches the goldens", async () => {
   const best = await cpuIsa();
   const paths = best === "avx512" ? ["c", "avx2", "avx512"] : best === "avx2" ? ["c", "avx2"] : ["c"];
+  if (isaNames().includes("amx")) paths.push("amx"); // the quantized kernels' AMX tiles
   for (const isa of paths) {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [

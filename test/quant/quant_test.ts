@@ -134,7 +134,9 @@ function relErr(y: Float32Array, r: Reference): number {
 /** (n, T, k) shapes: tile remainders in rows and tokens, an odd number of 32-blocks for the 512-bit pairs. */
 function shapes(t: QType): [number, number, number][] {
   const k = isKQuant(t) ? 768 : 800;
-  return [[11, 7, k], [5, 1, k], [3, 2, k], [1, 5, k], [8, 4, isKQuant(t) ? 256 : 64], [4, 3, 32 * 8]]
+  // T >= 16: the AMX tiles (16 rows x 16 tokens) with row and token tails; 4352 > one 2048-value chunk
+  const amx: [number, number, number][] = [[37, 35, k], [16, 16, isKQuant(t) ? 256 : 64], [5, 17, 4352]];
+  return [[11, 7, k], [5, 1, k], [3, 2, k], [1, 5, k], [8, 4, isKQuant(t) ? 256 : 64], [4, 3, 32 * 8], ...amx]
     .filter(([, , kk]) => kk % BLOCK[t].elems === 0) as [number, number, number][];
 }
 
@@ -235,10 +237,12 @@ Deno.test("quant: matmul writes y with its stride and nothing else", () => {
 Deno.test("quant: HEARTH_ISA picks the table like the float kernels", async () => {
   const mod = new URL("../../src/native/quant_testing.ts", import.meta.url).href;
   const names = isaNames();
+  const plain = names.filter((n) => n !== "amx"); // HEARTH_ISA=avx512 never takes AMX
   const expect: Record<string, string> = {
     c: "c",
-    avx2: names.includes("avx2") ? "avx2" : names.at(-1)!,
-    avx512: names.at(-1)!,
+    avx2: names.includes("avx2") ? "avx2" : plain.at(-1)!,
+    avx512: plain.at(-1)!,
+    amx: names.at(-1)!,
   };
   for (const [want, got] of Object.entries(expect)) {
     const out = await new Deno.Command(Deno.execPath(), {
