@@ -88,6 +88,7 @@ export class Engine implements TextGenerator {
   readonly #batch: StepBatch;
   readonly #scheduler: Scheduler;
   #loop: Promise<void> | null = null;
+  #looping = false;
   #wake: (() => void) | null = null;
   #closed = false;
   #steps = 0;
@@ -332,67 +333,76 @@ export class Engine implements TextGenerator {
       this.#wake();
       this.#wake = null;
     }
-    if (!this.#loop) this.#loop = this.#run().finally(() => (this.#loop = null));
+    if (!this.#looping) {
+      this.#looping = true;
+      this.#loop = this.#run();
+    }
   }
 
   /** The step loop: runs while there is work, then waits to be kicked. */
   async #run(): Promise<void> {
-    while (!this.#closed) {
-      const plan = this.#scheduler.schedule();
-      if (plan.length === 0) {
-        if (!this.#scheduler.busy) return;
-        // Sequences are waiting for blocks that running ones hold; nothing can run: wait for a change.
-        await new Promise<void>((resolve) => (this.#wake = resolve));
-        continue;
-      }
-      const batch = this.#batch;
-      batch.clear(LogitsMode.none);
-      for (const slice of plan) {
-        const s = slice.seq;
-        batch.addSequence(
-          s.tokens.slice(slice.start, slice.start + slice.count),
-          slice.start,
-          s.blocks,
-          slice.sample ? s.sampling : null,
-        );
-      }
-      try {
-        await this.#ctx.step(batch);
-        this.#steps++;
-      } catch (e) {
-        const err = new EngineError(`forward step failed: ${(e as Error).message}`, "internal");
-        for (const slice of plan) {
-          slice.seq.done = true;
-          slice.seq.push(err);
+    // #looping is cleared in the same synchronous turn as the loop's decision to stop, so no kick can
+    // fall between the two (a .finally() on the promise would clear it a few microtasks later).
+    try {
+      while (!this.#closed) {
+        const plan = this.#scheduler.schedule();
+        if (plan.length === 0) {
+          if (!this.#scheduler.busy) return;
+          // Sequences are waiting for blocks that running ones hold; nothing can run: wait for a change.
+          await new Promise<void>((resolve) => (this.#wake = resolve));
+          continue;
         }
-        continue;
-      }
-      plan.forEach((slice, i) => {
-        const s = slice.seq;
-        s.computed += slice.count;
-        this.#scheduler.publish(s);
-        if (!slice.sample || s.cancelled || s.done) return;
-        const id = batch.outTokens[i];
-        s.tokens.push(id);
-        this.#generated++;
-        const isStop = s.stopIds.has(id);
-        const finishReason = isStop ? "stop" : s.generated >= s.maxTokens ? "length" : null;
-        const item: GeneratedToken = { id, finishReason, isStop };
-        if (s.wantLogprobs) {
-          item.logprob = batch.outLogprobs[i];
-          if (s.topLogprobs > 0) {
-            item.topLogprobs = [];
-            for (let k = 0; k < s.topLogprobs; k++) {
-              item.topLogprobs.push({
-                id: batch.outTopIds[i * 20 + k],
-                logprob: batch.outTopLogprobs[i * 20 + k],
-              });
+        const batch = this.#batch;
+        batch.clear(LogitsMode.none);
+        for (const slice of plan) {
+          const s = slice.seq;
+          batch.addSequence(
+            s.tokens.slice(slice.start, slice.start + slice.count),
+            slice.start,
+            s.blocks,
+            slice.sample ? s.sampling : null,
+          );
+        }
+        try {
+          await this.#ctx.step(batch);
+          this.#steps++;
+        } catch (e) {
+          const err = new EngineError(`forward step failed: ${(e as Error).message}`, "internal");
+          for (const slice of plan) {
+            slice.seq.done = true;
+            slice.seq.push(err);
+          }
+          continue;
+        }
+        plan.forEach((slice, i) => {
+          const s = slice.seq;
+          s.computed += slice.count;
+          this.#scheduler.publish(s);
+          if (!slice.sample || s.cancelled || s.done) return;
+          const id = batch.outTokens[i];
+          s.tokens.push(id);
+          this.#generated++;
+          const isStop = s.stopIds.has(id);
+          const finishReason = isStop ? "stop" : s.generated >= s.maxTokens ? "length" : null;
+          const item: GeneratedToken = { id, finishReason, isStop };
+          if (s.wantLogprobs) {
+            item.logprob = batch.outLogprobs[i];
+            if (s.topLogprobs > 0) {
+              item.topLogprobs = [];
+              for (let k = 0; k < s.topLogprobs; k++) {
+                item.topLogprobs.push({
+                  id: batch.outTopIds[i * 20 + k],
+                  logprob: batch.outTopLogprobs[i * 20 + k],
+                });
+              }
             }
           }
-        }
-        if (finishReason) s.done = true;
-        s.push(item);
-      });
+          if (finishReason) s.done = true;
+          s.push(item);
+        });
+      }
+    } finally {
+      this.#looping = false;
     }
   }
 

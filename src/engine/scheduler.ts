@@ -92,6 +92,15 @@ export class Scheduler {
     this.prefixHitTokens += seq.computed;
   }
 
+  /** Undoes #reusePrefix for a waiting sequence that could not be admitted after all. */
+  #unreusePrefix(seq: Sequence): void {
+    this.admittedTokens -= seq.tokens.length;
+    this.prefixHitTokens -= seq.computed;
+    this.allocator.release(seq.blocks);
+    seq.hashes.length = 0;
+    seq.computed = 0;
+  }
+
   /** After a step: names the sequence's newly completed full blocks so later prompts can share them. */
   publish(seq: Sequence): void {
     if (!this.limits.prefixCaching) return;
@@ -133,15 +142,21 @@ export class Scheduler {
     ];
     for (const seq of candidates) {
       if (budget <= 0 || plan.length >= this.limits.maxBatchSeqs) break;
+      const w = this.waiting.indexOf(seq);
       if (seq.computed === 0 && seq.blocks.length === 0) this.#reusePrefix(seq);
       let count = Math.min(seq.tokens.length - seq.computed, budget);
       if (!this.allocator.ensure(seq.blocks, seq.computed + count)) {
         const fits = (seq.blocks.length + this.allocator.freeBlocks) * this.allocator.blockSize -
           seq.computed;
         count = Math.min(count, fits);
-        if (count <= 0 || !this.allocator.ensure(seq.blocks, seq.computed + count)) break;
+        if (count <= 0 || !this.allocator.ensure(seq.blocks, seq.computed + count)) {
+          // A waiting sequence holds nothing: the cached prefix blocks it just took were idle, hence
+          // free for anyone; kept, they could starve the running sequences that need them, and a step
+          // with nothing to run would wait forever.
+          if (w >= 0) this.#unreusePrefix(seq);
+          break;
+        }
       }
-      const w = this.waiting.indexOf(seq);
       if (w >= 0) {
         this.waiting.splice(w, 1);
         this.running.push(seq);

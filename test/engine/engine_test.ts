@@ -252,3 +252,25 @@ Deno.test("backpressure: past the waiting limit generate() fails fast with 'over
     await engine.close();
   }
 });
+
+Deno.test("back-to-back requests each run: the step loop restarts after running out of work", async () => {
+  const engine = await Engine.load(MODEL, { threads: 1 });
+  try {
+    for (let i = 0; i < 20; i++) {
+      // The first request's last token reaches its consumer just as the loop finds no more work; the
+      // next request is added right then.
+      const first = engine.generate(PROMPTS[i % 4], { maxTokens: 1, ignoreEos: true });
+      const last = await first.next();
+      assert(!last.done && last.value.finishReason === "length");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const next = collect(engine, PROMPTS[(i + 1) % 4], { maxTokens: 2, ignoreEos: true });
+      const hung = new Promise<"hung">((resolve) => (timer = setTimeout(() => resolve("hung"), 5000)));
+      const outcome = await Promise.race([next, hung]);
+      clearTimeout(timer);
+      assert(outcome !== "hung", `request ${i} never ran: the step loop ended without seeing it`);
+      await first.return(undefined);
+    }
+  } finally {
+    await engine.close();
+  }
+});
