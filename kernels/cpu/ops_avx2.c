@@ -19,7 +19,9 @@ static inline float hmax256(__m256 v) {
 
 /* exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 in two parts so r
    is exact), exp(r) by a degree-7 polynomial (Cephes' expf coefficients, about 1 ulp). 2^n is built in
-   the exponent bits, so n stays >= -126: inputs below -87.3 (and -inf) give 0 by a blend. */
+   the exponent bits, so n stays >= -126: inputs below -87.3 (and -inf) give 0 by a blend (not a
+   denormal: those are slow, and their weight next to the row's largest term, 1, is below float
+   precision anyway). */
 static inline __m256 exp256(__m256 x) {
   const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33f), _CMP_LT_OQ);
   x = _mm256_max_ps(x, _mm256_set1_ps(-87.33f));

@@ -4,10 +4,12 @@
 #include "internal.h"
 
 /* exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 in two parts so r
-   is exact), exp(r) by a degree-7 polynomial (Cephes' expf coefficients, about 1 ulp). scalef applies
-   2^n with correct underflow, so inputs below -104 (and -inf) give 0. */
+   is exact), exp(r) by a degree-7 polynomial (Cephes' expf coefficients, about 1 ulp); scalef applies
+   2^n. Inputs below -87.3 (and -inf) give 0 rather than a denormal: denormal operands are slow, and
+   their weight next to the row's largest term (1) is below float precision anyway. */
 static inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+  const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33f), _CMP_GE_OQ);
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.33f));
   x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -20,7 +22,7 @@ static inline __m512 exp512(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
   p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
+  return _mm512_maskz_scalef_ps(keep, p, n);
 }
 
 /* 16 x 16 transpose: 4 x 4 transposes inside each 128-bit lane (unpack, shuffle), then a 4 x 4
