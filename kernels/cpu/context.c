@@ -16,9 +16,13 @@ void hearth_context_free(hearth_context* ctx) {
   hearth_free_aligned(ctx->key_cache);
   hearth_free_aligned(ctx->value_cache);
   float* buffers[] = {ctx->x,        ctx->xb,       ctx->q,      ctx->k,      ctx->v,     ctx->att_out,
-                      ctx->hb,       ctx->hb2,      ctx->rope_cos, ctx->rope_sin, ctx->scores, ctx->logits};
+                      ctx->hb,       ctx->hb2,      ctx->rope_cos, ctx->rope_sin, ctx->logits, ctx->att_scratch, ctx->att_zero, ctx->att_part};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) hearth_free_aligned(buffers[i]);
   hearth_free_aligned(ctx->token_seq);
+  hearth_free_aligned(ctx->att_tasks);
+  hearth_free_aligned(ctx->att_kv);
+  hearth_free_aligned(ctx->att_range);
+  hearth_free_aligned(ctx->att_split);
   hearth_free_aligned(ctx->act_q8_0);
   hearth_free_aligned(ctx->act_q8_k);
   if (ctx->samplers) {
@@ -73,7 +77,28 @@ hearth_context* hearth_context_new(hearth_model* m, const hearth_context_options
   ctx->hb2 = hearth_alloc(T * (size_t)c->hidden_dim, sizeof(float));
   ctx->rope_cos = hearth_alloc(T * hd / 2, sizeof(float));
   ctx->rope_sin = hearth_alloc(T * hd / 2, sizeof(float));
-  ctx->scores = hearth_alloc((size_t)o->n_threads * (size_t)c->max_seq_len, sizeof(float));
+  /* Attention (forward_llama.c): tiles of about 32 query rows (whole GQA groups), segments of at least
+     256 keys and at most 16 per sequence (a decode's segments are its parallel tasks and its partial
+     results are kept per segment). */
+  {
+    const int32_t group = c->n_heads / c->n_kv_heads;
+    ctx->att_rows = (group >= 32 ? 1 : 32 / group) * group;
+    int64_t seg = ((int64_t)c->max_seq_len + 15) / 16;
+    seg = (seg + HEARTH_ATT_KC - 1) / HEARTH_ATT_KC * HEARTH_ATT_KC;
+    ctx->att_seg = (int32_t)(seg < 256 ? 256 : seg);
+    ctx->att_max_segs = (c->max_seq_len + ctx->att_seg - 1) / ctx->att_seg;
+    /* Tiles: at most one per token per kv head; split decodes: one per segment per kv head. */
+    ctx->att_max_tasks = c->n_kv_heads * (o->max_batch_tokens + o->max_batch_seqs * ctx->att_max_segs);
+    ctx->att_thread_floats = (int32_t)hearth_att_thread_floats(ctx->att_rows, c->head_dim);
+    ctx->att_tasks = hearth_alloc((size_t)ctx->att_max_tasks, sizeof(hearth_att_task));
+    ctx->att_scratch = hearth_alloc((size_t)o->n_threads * (size_t)ctx->att_thread_floats, sizeof(float));
+    ctx->att_kv = hearth_alloc((size_t)o->n_threads * 2 * HEARTH_ATT_KC, sizeof(float*));
+    ctx->att_range = hearth_alloc((size_t)o->n_threads * 2 * (size_t)ctx->att_rows, sizeof(int32_t));
+    ctx->att_zero = hearth_alloc(hd, sizeof(float));
+    ctx->att_split = hearth_alloc((size_t)o->max_batch_seqs, sizeof(int32_t));
+    ctx->att_part = hearth_alloc((size_t)o->max_batch_seqs * (size_t)c->n_heads * (size_t)ctx->att_max_segs * (hd + 2),
+                                 sizeof(float));
+  }
   ctx->token_seq = hearth_alloc(T, sizeof(int32_t));
   ctx->logits = hearth_alloc((size_t)o->max_batch_seqs * (size_t)c->vocab_size, sizeof(float));
   /* Quantized activations: the widest matmul input (dim, q_dim or hidden_dim), rounded up to whole
@@ -87,8 +112,9 @@ hearth_context* hearth_context_new(hearth_model* m, const hearth_context_options
   }
   ctx->samplers = calloc((size_t)o->n_threads, sizeof(hearth_sampler_scratch));
   if (!ctx->key_cache || !ctx->value_cache || !ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att_out ||
-      !ctx->hb || !ctx->hb2 || !ctx->rope_cos || !ctx->rope_sin || !ctx->scores || !ctx->token_seq || !ctx->logits ||
-      !ctx->act_q8_0 || !ctx->act_q8_k || !ctx->samplers)
+      !ctx->hb || !ctx->hb2 || !ctx->rope_cos || !ctx->rope_sin || !ctx->token_seq || !ctx->logits ||
+      !ctx->act_q8_0 || !ctx->act_q8_k || !ctx->samplers || !ctx->att_tasks || !ctx->att_scratch || !ctx->att_kv ||
+      !ctx->att_range || !ctx->att_zero || !ctx->att_split || !ctx->att_part)
     goto nomem;
   for (int32_t i = 0; i < o->n_threads; i++) {
     hearth_sampler_scratch* s = &ctx->samplers[i];

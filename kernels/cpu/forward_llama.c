@@ -8,6 +8,7 @@
  * prefill of 500 tokens and 15 decodes are one pass over the weights.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -188,38 +189,190 @@ static void qkv_post_task(void* arg, int32_t t, int32_t thread) {
   }
 }
 
-/* Causal attention of one query head of one token over its sequence's cached positions. */
+/* ---------------------------------------------------------------------------------------------------- */
+/* Attention: blocked, with an online softmax ("flash attention").                                        */
+/*                                                                                                        */
+/* A work item (hearth_att_task) is a tile of consecutive query tokens of one sequence with all the query */
+/* heads of one kv head (its GQA group): every key and value read from the cache serves tokens x group    */
+/* query rows. Keys are visited in chunks of HEARTH_ATT_KC that start at multiples of KC (ops->attend_chunk */
+/* does the math), grouped into segments of ctx->att_seg keys. Each segment starts a fresh online-softmax  */
+/* state and segment results are folded together in order (fold_row). So a row's result depends only on    */
+/* its query, its position and the cache: not on the tile it is in, nor on whether its segments ran in    */
+/* one item or several. Batching, chunked prefill and prefix reuse therefore give identical bits. A single */
+/* token (a decode) with several segments runs each segment as its own item, so a long context spreads     */
+/* over all threads; a merge pass folds its partial results.                                              */
+
+/* First position a query at pos sees: all of them, or the last `window` with a sliding window. */
+static int32_t first_key(int32_t pos, int32_t window) { return window > 0 && pos + 1 > window ? pos + 1 - window : 0; }
+
+/* Folds one segment's result of a row (max m, sum l, unnormalised output acc) into the row's running
+   (M, L, ACC): both are put relative to the larger max. From the empty state (M = -inf, L = 0, ACC = 0)
+   the segment is copied exactly. */
+static void fold_row(float* M, float* L, float* ACC, float m, float l, const float* acc, int32_t hd) {
+  if (l == 0) return; /* the row saw no key of that segment */
+  const float mn = *M > m ? *M : m, a = expf(*M - mn), b = expf(m - mn);
+  *L = *L * a + l * b;
+  for (int32_t i = 0; i < hd; i++) ACC[i] = ACC[i] * a + acc[i] * b;
+  *M = mn;
+}
+
+/* out = ACC / L */
+static void finish_row(float* out, const float* ACC, float L, int32_t hd) {
+  const float inv = 1.0f / L;
+  for (int32_t i = 0; i < hd; i++) out[i] = ACC[i] * inv;
+}
+
+/* Orders work items costliest first (ties in a fixed order), so the long causal tiles start early and the
+   short ones fill the gaps at the end. */
+static int cmp_att_task(const void* pa, const void* pb) {
+  const hearth_att_task *a = (const hearth_att_task*)pa, *b = (const hearth_att_task*)pb;
+  if (a->cost != b->cost) return a->cost > b->cost ? -1 : 1;
+  if (a->t0 != b->t0) return a->t0 < b->t0 ? -1 : 1;
+  if (a->kvh != b->kvh) return a->kvh < b->kvh ? -1 : 1;
+  return a->seg0 < b->seg0 ? -1 : a->seg0 > b->seg0;
+}
+
+/* Fills ctx->att_tasks for this batch (the same for every layer) and ctx->att_split with the tokens whose
+   segments run separately; returns the number of items, *n_split the number of split tokens. */
+static int32_t plan_attention(hearth_context* ctx, const hearth_batch* b, int32_t* n_split) {
+  const hearth_model_config* c = &ctx->model->cfg;
+  const int32_t group = c->n_heads / c->n_kv_heads, tile = ctx->att_rows / group, seg = ctx->att_seg;
+  int32_t n = 0, ns = 0;
+  for (int32_t s = 0; s < b->n_seqs; s++) {
+    const int32_t start = b->seq_start[s], end = b->seq_start[s + 1];
+    const int32_t pos = b->positions[start], first = first_key(pos, c->sliding_window);
+    if (end - start == 1 && first / seg < pos / seg) {
+      const int32_t part = ns++;
+      ctx->att_split[part] = start;
+      for (int32_t kvh = 0; kvh < c->n_kv_heads; kvh++)
+        for (int32_t g = first / seg; g <= pos / seg; g++) {
+          const int32_t lo = first > g * seg ? first : g * seg, hi = pos + 1 < (g + 1) * seg ? pos + 1 : (g + 1) * seg;
+          ctx->att_tasks[n++] = (hearth_att_task){.seq = s, .kvh = kvh, .t0 = start, .nt = 1, .seg0 = g,
+                                                  .seg1 = g + 1, .part = part, .cost = (int64_t)group * (hi - lo)};
+        }
+      continue;
+    }
+    for (int32_t t0 = start; t0 < end; t0 += tile) {
+      const int32_t nt = end - t0 < tile ? end - t0 : tile;
+      const int32_t lo = first_key(b->positions[t0], c->sliding_window), hi = b->positions[t0 + nt - 1] + 1;
+      for (int32_t kvh = 0; kvh < c->n_kv_heads; kvh++)
+        ctx->att_tasks[n++] = (hearth_att_task){.seq = s, .kvh = kvh, .t0 = t0, .nt = nt, .seg0 = lo / seg,
+                                                .seg1 = (hi - 1) / seg + 1, .part = -1,
+                                                .cost = (int64_t)nt * group * (hi - lo)};
+    }
+  }
+  qsort(ctx->att_tasks, (size_t)n, sizeof(hearth_att_task), cmp_att_task);
+  *n_split = ns;
+  return n;
+}
+
+/* One work item: its tile's query rows against the keys of its segments. */
 static void attention_task(void* arg, int32_t task, int32_t thread) {
   norm_job* j = (norm_job*)arg;
   hearth_context* ctx = j->ctx;
   const hearth_model_config* c = &ctx->model->cfg;
   const hearth_batch* b = j->b;
-  const int32_t t = task / c->n_heads, h = task % c->n_heads, hd = c->head_dim;
-  const int32_t kvh = h / (c->n_heads / c->n_kv_heads); /* GQA: query heads share a key/value head */
-  const int32_t bs = ctx->opts.kv_block_size, pos = b->positions[t], s = ctx->token_seq[t];
-  const int32_t* table = b->block_tables + (size_t)s * ctx->opts.max_blocks_per_seq;
-  const size_t layer_off = (size_t)j->layer * ctx->opts.kv_num_blocks * c->n_kv_heads * bs * hd;
-  const float* q = ctx->q + ((size_t)t * c->n_heads + h) * hd; /* (hd) */
-  float* out = ctx->att_out + ((size_t)t * c->n_heads + h) * hd; /* (hd) */
-  float* scores = ctx->scores + (size_t)thread * c->max_seq_len; /* (positions) */
-  const int32_t first = c->sliding_window > 0 && pos + 1 > c->sliding_window ? pos + 1 - c->sliding_window : 0;
+  const hearth_att_task* w = &ctx->att_tasks[task];
+  const int32_t H = c->n_heads, KVH = c->n_kv_heads, group = H / KVH, hd = c->head_dim, KC = HEARTH_ATT_KC;
+  const int32_t bs = ctx->opts.kv_block_size, seg = ctx->att_seg, R = ctx->att_rows, rows = w->nt * group;
+  const int32_t* table = b->block_tables + (size_t)w->seq * ctx->opts.max_blocks_per_seq;
+  const size_t layer_off = (size_t)j->layer * ctx->opts.kv_num_blocks * KVH * bs * hd;
+  const size_t big = hearth_round16((size_t)R * hd), small = hearth_round16((size_t)R);
+  /* This thread's scratch. Row i * group + g of a tile is token t0 + i with query head kvh * group + g. */
+  float* q = ctx->att_scratch + (size_t)thread * ctx->att_thread_floats; /* (rows, hd) the tile's queries */
+  float* acc = q + big;                      /* (rows, hd) the segment's unnormalised outputs */
+  float* tot = acc + big;                    /* (rows, hd) outputs folded over segments */
+  float* m = tot + big;                      /* (rows) the segment's running max */
+  float* l = m + small;                      /* (rows) the segment's running sum of exp(score - m) */
+  float* tm = l + small;                     /* (rows) folded max */
+  float* tl = tm + small;                    /* (rows) folded sum */
+  float* scratch = tl + small;               /* HEARTH_ATT_SCRATCH(rows, hd) for attend_chunk */
+  const float** kp = ctx->att_kv + (size_t)thread * 2 * KC; /* (KC) key rows of the chunk */
+  const float** vp = kp + KC;                               /* (KC) value rows of the chunk */
+  int32_t* lo = ctx->att_range + (size_t)thread * 2 * R;    /* (rows) first key each row sees in the chunk */
+  int32_t* hi = lo + R;                                     /* (rows) one past its last */
 
-  float max_score = -INFINITY;
-  for (int32_t p = first; p <= pos; p++) {
-    const float* key = ctx->key_cache + layer_off + (((size_t)table[p / bs] * c->n_kv_heads + kvh) * bs + p % bs) * hd;
-    float sc = ctx->ops->dot(q, key, hd) * c->attn_scale;
-    scores[p - first] = sc;
-    if (sc > max_score) max_score = sc;
+  const int32_t p0 = b->positions[w->t0];
+  const int32_t tile_first = first_key(p0, c->sliding_window), tile_last = p0 + w->nt - 1;
+  for (int32_t i = 0; i < w->nt; i++)
+    memcpy(q + (size_t)i * group * hd, ctx->q + ((size_t)(w->t0 + i) * H + (size_t)w->kvh * group) * hd,
+           sizeof(float) * (size_t)group * hd);
+  const int single = w->part < 0 && w->seg1 - w->seg0 == 1; /* one segment: its state is the result */
+  if (!single)
+    for (int32_t r = 0; r < rows; r++) {
+      tm[r] = -INFINITY;
+      tl[r] = 0;
+      memset(tot + (size_t)r * hd, 0, sizeof(float) * (size_t)hd);
+    }
+
+  for (int32_t g = w->seg0; g < w->seg1; g++) {
+    const int32_t seg_lo = tile_first > g * seg ? tile_first : g * seg;
+    const int32_t seg_hi = tile_last + 1 < (g + 1) * seg ? tile_last + 1 : (g + 1) * seg;
+    for (int32_t r = 0; r < rows; r++) {
+      m[r] = -INFINITY;
+      l[r] = 0;
+      memset(acc + (size_t)r * hd, 0, sizeof(float) * (size_t)hd);
+    }
+    for (int32_t c0 = seg_lo / KC * KC; c0 < seg_hi; c0 += KC) {
+      const int32_t nk = seg_hi - c0 < KC ? seg_hi - c0 : KC;
+      /* Slots before the tile's first key may hold stale cache bytes; no row sees them, so they point at
+         zeros (finite: a masked slot contributes 0 * value). */
+      for (int32_t jj = 0; jj < nk; jj++) {
+        const int32_t p = c0 + jj;
+        if (p < seg_lo) {
+          kp[jj] = vp[jj] = ctx->att_zero;
+          continue;
+        }
+        const size_t off = layer_off + (((size_t)table[p / bs] * KVH + w->kvh) * bs + p % bs) * hd;
+        kp[jj] = ctx->key_cache + off;
+        vp[jj] = ctx->value_cache + off;
+      }
+      for (int32_t i = 0; i < w->nt; i++) {
+        const int32_t pos = p0 + i, f = first_key(pos, c->sliding_window) - c0, e = pos + 1 - c0;
+        for (int32_t gg = 0; gg < group; gg++) {
+          lo[i * group + gg] = f < 0 ? 0 : f > nk ? nk : f;
+          hi[i * group + gg] = e < 0 ? 0 : e > nk ? nk : e;
+        }
+      }
+      ctx->ops->attend_chunk(acc, m, l, q, rows, hd, kp, vp, nk, lo, hi, c->attn_scale, scratch);
+    }
+    if (w->part >= 0) { /* a split decode: keep this segment's partial result for the merge pass */
+      for (int32_t r = 0; r < rows; r++) {
+        const int32_t h = w->kvh * group + r;
+        float* part = ctx->att_part + (((size_t)w->part * H + h) * ctx->att_max_segs + g) * (hd + 2);
+        part[0] = m[r];
+        part[1] = l[r];
+        memcpy(part + 2, acc + (size_t)r * hd, sizeof(float) * (size_t)hd);
+      }
+    } else if (!single) {
+      for (int32_t r = 0; r < rows; r++) fold_row(&tm[r], &tl[r], tot + (size_t)r * hd, m[r], l[r], acc + (size_t)r * hd, hd);
+    }
   }
-  float sum = 0;
-  for (int32_t p = first; p <= pos; p++) sum += scores[p - first] = expf(scores[p - first] - max_score);
-  memset(out, 0, sizeof(float) * (size_t)hd);
-  const float inv = 1.0f / sum;
-  for (int32_t p = first; p <= pos; p++) {
-    const float* val =
-        ctx->value_cache + layer_off + (((size_t)table[p / bs] * c->n_kv_heads + kvh) * bs + p % bs) * hd;
-    ctx->ops->axpy(out, scores[p - first] * inv, val, hd);
+  if (w->part >= 0) return;
+  for (int32_t i = 0; i < w->nt; i++)
+    for (int32_t gg = 0; gg < group; gg++) {
+      const int32_t r = i * group + gg;
+      float* out = ctx->att_out + ((size_t)(w->t0 + i) * H + (size_t)w->kvh * group + gg) * hd;
+      if (single) finish_row(out, acc + (size_t)r * hd, l[r], hd);
+      else finish_row(out, tot + (size_t)r * hd, tl[r], hd);
+    }
+}
+
+/* A split decode's output for one query head: its segments' partial results folded in order. */
+static void attention_merge_task(void* arg, int32_t task, int32_t thread) {
+  norm_job* j = (norm_job*)arg;
+  hearth_context* ctx = j->ctx;
+  const hearth_model_config* c = &ctx->model->cfg;
+  const int32_t H = c->n_heads, hd = c->head_dim, seg = ctx->att_seg, split = task / H, h = task % H;
+  const int32_t t = ctx->att_split[split], pos = j->b->positions[t];
+  float* tot = ctx->att_scratch + (size_t)thread * ctx->att_thread_floats; /* (hd) folded output */
+  float M = -INFINITY, L = 0;
+  memset(tot, 0, sizeof(float) * (size_t)hd);
+  for (int32_t g = first_key(pos, c->sliding_window) / seg; g <= pos / seg; g++) {
+    const float* part = ctx->att_part + (((size_t)split * H + h) * ctx->att_max_segs + g) * (hd + 2);
+    fold_row(&M, &L, tot, part[0], part[1], part + 2, hd);
   }
+  finish_row(ctx->att_out + ((size_t)t * H + h) * hd, tot, L, hd);
 }
 
 /* hb = silu(gate) * up, for one token. */
@@ -257,6 +410,10 @@ int32_t hearth_forward_llama(hearth_context* ctx, const hearth_batch* b, float* 
     else ctx->ops->to_f32(ctx->x + (size_t)t * D, row, m->tok_embd.dtype, D);
   }
 
+  /* Attention work items, the same for every layer. */
+  int32_t n_split;
+  const int32_t n_att = plan_attention(ctx, b, &n_split);
+
   norm_job job = {.ctx = ctx, .b = b};
   for (int32_t l = 0; l < c->n_layers; l++) {
     const hearth_layer_weights* L = &m->layers[l];
@@ -272,8 +429,9 @@ int32_t hearth_forward_llama(hearth_context* ctx, const hearth_batch* b, float* 
     matmul(ctx, ctx->xb, T, &L->wq, ctx->q, &L->wk, ctx->k, &L->wv, ctx->v);
     hearth_pool_run(ctx->pool, qkv_post_task, &job, T);
 
-    /* att_out (T, H*hd) = softmax(q k^T * scale) v over each sequence's cache */
-    hearth_pool_run(ctx->pool, attention_task, &job, T * c->n_heads);
+    /* att_out (T, H*hd) = softmax(q k^T * scale) v over each sequence's cache; then split decodes merged */
+    hearth_pool_run(ctx->pool, attention_task, &job, n_att);
+    if (n_split > 0) hearth_pool_run(ctx->pool, attention_merge_task, &job, n_split * c->n_heads);
 
     /* xb (T, D) = att_out @ wo^T; then x += xb and xb = rmsnorm(x) for the FFN */
     matmul(ctx, ctx->att_out, T, &L->wo, ctx->xb, NULL, NULL, NULL, NULL);

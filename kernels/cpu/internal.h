@@ -109,7 +109,24 @@ typedef struct {
   void (*axpy)(float* y, float a, const float* x, int64_t n);
   /* dst[i] = float(src[i]) */
   void (*to_f32)(float* dst, const void* src, int32_t dtype, int64_t n);
+  /* One chunk of blocked ("flash") attention with an online softmax. nq query rows q (nq, hd) meet
+     nk <= HEARTH_ATT_KC keys k[j] and values v[j] (hd floats each, finite); row r sees only keys j in
+     [lo[r], hi[r]) (its causal mask and sliding window). Per row, the running max m (nq), the running sum
+     of exp(score - m) l (nq) and the unnormalised output acc (nq, hd) are updated in place; a row that sees
+     no key of the chunk is left exactly as it was. score = dot(q, k) * scale.
+     scratch: HEARTH_ATT_SCRATCH(nq, hd) floats, 64-byte aligned. */
+  void (*attend_chunk)(float* acc, float* m, float* l, const float* q, int32_t nq, int32_t hd,
+                       const float* const* k, const float* const* v, int32_t nk, const int32_t* lo,
+                       const int32_t* hi, float scale, float* scratch);
 } hearth_cpu_ops;
+
+/* Keys per attend_chunk call: a multiple of 16 (one AVX-512 vector of scores); 64 keys of head size 64
+   transposed are 16 KiB, so keys, scores and the outputs of a tile stay in L1. */
+#define HEARTH_ATT_KC 64
+/* Scratch floats attend_chunk needs: the chunk's keys transposed (hd, KC), scores (nq, KC), then the
+   per-row rescaling factors (nq, rounded up to 16). */
+#define HEARTH_ATT_SCRATCH(nq, hd) \
+  ((size_t)(hd) * HEARTH_ATT_KC + (size_t)(nq) * HEARTH_ATT_KC + ((size_t)(nq) + 15) / 16 * 16)
 
 extern const hearth_cpu_ops hearth_ops_c;
 #if defined(__x86_64__) || defined(_M_X64)
@@ -135,6 +152,23 @@ void hearth_pool_free(hearth_pool* pool);
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* Context                                                                                                */
+
+/* Per-thread attention scratch, in floats, for tiles of `rows` query rows of head size hd: the tile's
+   queries, the segment's and the folded outputs (rows, hd) each, four per-row arrays (rows), then
+   attend_chunk's scratch; every piece rounded up to 16 floats (64 bytes). forward_llama.c lays it out. */
+static inline size_t hearth_round16(size_t n) { return (n + 15) / 16 * 16; }
+static inline size_t hearth_att_thread_floats(int32_t rows, int32_t hd) {
+  return 3 * hearth_round16((size_t)rows * hd) + 4 * hearth_round16((size_t)rows) +
+         hearth_round16(HEARTH_ATT_SCRATCH(rows, hd));
+}
+
+/* One attention work item: query tokens [t0, t0 + nt) of sequence seq with the query heads of kv head
+   kvh, over the keys of segments [seg0, seg1). part >= 0: a single token whose segments run as separate
+   items, writing partial results to slot part of att_part; -1: the item writes att_out itself. */
+typedef struct {
+  int32_t seq, kvh, t0, nt, seg0, seg1, part;
+  int64_t cost; /* about query rows times keys: items run costliest first */
+} hearth_att_task;
 
 /* Per-thread scratch of the sampler. */
 typedef struct {
@@ -167,7 +201,20 @@ struct hearth_context {
   float* hb2;      /* (T, hidden_dim) up */
   float* rope_cos; /* (T, head_dim / 2) */
   float* rope_sin; /* (T, head_dim / 2) */
-  float* scores;   /* (n_threads, max_seq_len) attention scores */
+  /* Attention (forward_llama.c): work items planned once per step, per-thread tile scratch. */
+  hearth_att_task* att_tasks; /* (att_max_tasks) this step's attention work, costliest first */
+  int32_t att_max_tasks;
+  int32_t att_rows;           /* query rows per tile: tokens per tile * (n_heads / n_kv_heads) */
+  int32_t att_seg;            /* keys per segment (a multiple of HEARTH_ATT_KC), see forward_llama.c */
+  int32_t att_max_segs;       /* ceil(max_seq_len / att_seg) */
+  int32_t att_thread_floats;  /* floats of att_scratch per thread */
+  float* att_scratch;         /* (n_threads, att_thread_floats) tile state and attend_chunk scratch */
+  const float** att_kv;       /* (n_threads, 2 * HEARTH_ATT_KC) key, then value row pointers of a chunk */
+  int32_t* att_range;         /* (n_threads, 2 * att_rows) per row visible keys [lo, hi) of a chunk */
+  float* att_zero;            /* (head_dim) zeros: the key and value of chunk slots no row sees */
+  int32_t* att_split;         /* (max_batch_seqs) tokens whose segments ran as separate tasks */
+  float* att_part;            /* (max_batch_seqs, n_heads, att_max_segs, head_dim + 2) their partial
+                                 results: max, sum, unnormalised output */
   int32_t* token_seq; /* (T) sequence index of each token */
   float* logits;   /* (max_batch_seqs, vocab) */
   void* act_q8_0;  /* (T, k_max) activations as Q8_0 blocks, for 32-element quantized weights */

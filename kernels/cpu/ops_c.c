@@ -2,6 +2,8 @@
  * ops_c.c — the plain C kernels: the reference every vector path is tested against, and the path
  * used on CPUs without AVX2 (and on arm64).
  */
+#include <math.h>
+
 #include "../include/hearth_half.h"
 #include "internal.h"
 
@@ -76,6 +78,33 @@ static void to_f32_c(float* dst, const void* src, int32_t dtype, int64_t n) {
   }
 }
 
+/* The reference: per row, scores of the keys it sees, then the online-softmax update of (m, l, acc). */
+static void attend_chunk_c(float* acc, float* m, float* l, const float* q, int32_t nq, int32_t hd,
+                           const float* const* k, const float* const* v, int32_t nk, const int32_t* lo,
+                           const int32_t* hi, float scale, float* scratch) {
+  (void)nk;
+  float* s = scratch; /* (KC) scores of one row, then exp(score - new max) */
+  for (int32_t r = 0; r < nq; r++) {
+    if (hi[r] <= lo[r]) continue;
+    const float* qr = q + (size_t)r * hd;
+    float mc = -INFINITY;
+    for (int32_t j = lo[r]; j < hi[r]; j++) {
+      s[j] = dot_c(qr, k[j], hd) * scale;
+      if (s[j] > mc) mc = s[j];
+    }
+    /* New max; the old sum and output were relative to the old max, so they shrink by exp(old - new)
+       (0 on the row's first chunk, where the old max is -inf). */
+    const float mn = m[r] > mc ? m[r] : mc, alpha = expf(m[r] - mn);
+    float sum = 0;
+    for (int32_t j = lo[r]; j < hi[r]; j++) sum += s[j] = expf(s[j] - mn);
+    l[r] = l[r] * alpha + sum;
+    m[r] = mn;
+    float* out = acc + (size_t)r * hd;
+    for (int32_t i = 0; i < hd; i++) out[i] *= alpha;
+    for (int32_t j = lo[r]; j < hi[r]; j++) axpy_c(out, s[j], v[j], hd);
+  }
+}
+
 const hearth_cpu_ops hearth_ops_c = {
     .isa = "c",
     .matvec = matvec_c,
@@ -83,4 +112,5 @@ const hearth_cpu_ops hearth_ops_c = {
     .dot = dot_c,
     .axpy = axpy_c,
     .to_f32 = to_f32_c,
+    .attend_chunk = attend_chunk_c,
 };

@@ -30,3 +30,46 @@ const hearth_cpu_ops* hearth_cpu_ops_get(void) {
   if (!chosen) chosen = best_for_cpu();
   return chosen;
 }
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Test-only exports (test/engine/attention_op_test.ts): each table's kernels, called directly.            */
+
+/* Table i of those this CPU runs (0: "c", then "avx2", "avx512" where present), or NULL. */
+static const hearth_cpu_ops* table_at(int32_t i) {
+  if (i == 0) return &hearth_ops_c;
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  const int has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl");
+  const int has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                       __builtin_cpu_supports("f16c");
+  if (i == 1 && has_avx2) return &hearth_ops_avx2;
+  if (i == 2 && has_avx512) return &hearth_ops_avx512;
+#endif
+  return NULL;
+}
+
+HEARTH_API const char* hearth_test_ops_isa_name(int32_t i) {
+  const hearth_cpu_ops* t = table_at(i);
+  return t ? t->isa : NULL;
+}
+
+/* attend_chunk of table isa over keys and values given as (nk, hd) arrays; -1 when the table is absent or
+   the sizes are out of range. */
+HEARTH_API int32_t hearth_test_attend_chunk(int32_t isa, float* acc, float* m, float* l, const float* q,
+                                            int32_t nq, int32_t hd, const float* keys, const float* values,
+                                            int32_t nk, const int32_t* lo, const int32_t* hi, float scale) {
+  const hearth_cpu_ops* t = table_at(isa);
+  if (!t || nq < 1 || hd < 1 || nk < 1 || nk > HEARTH_ATT_KC) return -1;
+  const float* k[HEARTH_ATT_KC];
+  const float* v[HEARTH_ATT_KC];
+  for (int32_t j = 0; j < nk; j++) {
+    k[j] = keys + (size_t)j * hd;
+    v[j] = values + (size_t)j * hd;
+  }
+  float* scratch = hearth_alloc(HEARTH_ATT_SCRATCH(nq, hd), sizeof(float));
+  if (!scratch) return -1;
+  t->attend_chunk(acc, m, l, q, nq, hd, k, v, nk, lo, hi, scale, scratch);
+  hearth_free_aligned(scratch);
+  return 0;
+}
