@@ -5,13 +5,19 @@ import { type ClientIo, runClient } from "./client.ts";
 import { memoryOutput } from "./client/output.ts";
 
 /** An OpenAI-ish server in this process that records request bodies. */
-function fakeServer(options: { models?: boolean } = {}) {
+function fakeServer(options: { models?: boolean; loading?: boolean } = {}) {
   const bodies: Record<string, unknown>[] = [];
   const auth: (string | null)[] = [];
+  const paths: string[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const path = new URL(req.url).pathname;
     auth.push(req.headers.get("authorization"));
-    if (path === "/health") return Response.json({ status: "ok" });
+    paths.push(path);
+    if (path === "/health") {
+      return options.loading
+        ? Response.json({ status: "loading" }, { status: 503 })
+        : Response.json({ status: "ok" });
+    }
     if (path === "/v1/models") {
       return options.models === false
         ? new Response("not found", { status: 404 })
@@ -25,7 +31,13 @@ function fakeServer(options: { models?: boolean } = {}) {
     const text = chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`).join("") + "data: [DONE]\n\n";
     return new Response(text, { headers: { "content-type": "text/event-stream" } });
   });
-  return { url: `http://127.0.0.1:${server.addr.port}/v1`, bodies, auth, close: () => server.shutdown() };
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/v1`,
+    bodies,
+    auth,
+    paths,
+    close: () => server.shutdown(),
+  };
 }
 
 function io(stdin = "", stdinIsTerminal = false): ClientIo & { output: ReturnType<typeof memoryOutput> } {
@@ -147,4 +159,113 @@ Deno.test("an unreachable server is exit 1 with one line", async () => {
     out.output.stderr[0].startsWith(`hearth client: cannot reach ${url}/models: `),
     out.output.stderr[0],
   );
+});
+
+Deno.test("--model, --stop repeated and every pass-through option reach the request body", async () => {
+  const server = fakeServer();
+  try {
+    const args = [
+      "--url",
+      server.url,
+      "--auth-token",
+      "tok",
+      "-m",
+      "chosen-model",
+      "--max-tokens",
+      "7",
+      "--temperature",
+      "0.3",
+      "--top-p",
+      "0.9",
+      "--stop",
+      "END",
+      "--stop",
+      "\n\n",
+      "--repetition-penalty",
+      "1.3",
+      "--no-repeat-ngram-size",
+      "4",
+      "--top-k",
+      "20",
+      "--num-beams",
+      "2",
+      "--min-length",
+      "3",
+      "--seed",
+      "11",
+      "--ignore-eos",
+    ];
+    const expected = {
+      model: "chosen-model",
+      max_tokens: 7,
+      temperature: 0.3,
+      top_p: 0.9,
+      stop: ["END", "\n\n"],
+      repetition_penalty: 1.3,
+      no_repeat_ngram_size: 4,
+      top_k: 20,
+      num_beams: 2,
+      min_length: 3,
+      seed: 11,
+      ignore_eos: true,
+      stream: true,
+    };
+    const completion = io();
+    assertEquals(await runClient([...args, "--completion", "Once"], completion), 0);
+    assertEquals(server.bodies[0], { ...expected, prompt: "Once" });
+    const chat = io();
+    assertEquals(await runClient([...args, "--message", "Hi"], chat), 0);
+    assertEquals(server.bodies[1], { ...expected, messages: [{ role: "user", content: "Hi" }] });
+    // A model given is not looked up.
+    assertEquals(server.paths.includes("/v1/models"), false);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a connection that breaks mid-reply is exit 1 with one line, after the text it brought", async () => {
+  // A raw HTTP server that sends one chunk of an event stream and then closes the connection.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const encoder = new TextEncoder();
+  const serving = (async () => {
+    for await (const conn of listener) {
+      await conn.read(new Uint8Array(65536));
+      const event = `data: ${JSON.stringify(completionChunks([" upon"])[0])}\n\n`;
+      await conn.write(encoder.encode(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n" +
+          `${event.length.toString(16)}\r\n${event}\r\n`,
+      ));
+      await new Promise((r) => setTimeout(r, 50));
+      conn.close();
+    }
+  })();
+  try {
+    const url = `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/v1`;
+    const out = io();
+    const args = ["--url", url, "--auth-token", "t", "--model", "m", "--completion", "Once"];
+    assertEquals(await runClient(args, out), 1);
+    assertEquals(out.output.stdout, "Once upon");
+    assertEquals(out.output.stderr.length, 1);
+    assertStringIncludes(
+      out.output.stderr[0],
+      `hearth client: ${url}/completions: the connection broke before the answer ended: `,
+    );
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
+Deno.test("--health of a server still loading: its answer on stdout, exit 1 with one line", async () => {
+  const server = fakeServer({ loading: true });
+  try {
+    const out = io();
+    assertEquals(await runClient(["--url", server.url, "--health"], out), 1);
+    assertEquals(out.output.stdout, '{"status":"loading"}\n');
+    assertEquals(out.output.stderr, [
+      `hearth client: ${server.url.replace(/\/v1$/, "")}/health answered HTTP 503: not ready`,
+    ]);
+  } finally {
+    await server.close();
+  }
 });

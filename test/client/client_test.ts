@@ -129,7 +129,7 @@ Deno.test({
         );
       });
 
-      await t.step("extra generation parameters reach the server", async () => {
+      await t.step("extra generation parameters and a repeated --stop reach the server", async () => {
         const run = await client([
           "--completion",
           "Once",
@@ -150,6 +150,8 @@ Deno.test({
           "--ignore-eos",
           "--stop",
           "QQQZZZ",
+          "--stop",
+          "XXYY",
           "--show-usage",
         ]);
         assertEquals(run.code, 0, run.stderr);
@@ -160,7 +162,7 @@ Deno.test({
             "top_p=0.8",
             "top_k=40",
             "repetition_penalty=1.2",
-            'stop=["QQQZZZ"]',
+            'stop=["QQQZZZ","XXYY"]',
             "ignore_eos=true",
           ]
         ) {
@@ -179,6 +181,53 @@ Deno.test({
           );
         },
       );
+
+      await t.step("a YAML config file as the positional argument; flags override it", async () => {
+        const config = join(scratch, "client.yaml");
+        await Deno.writeTextFile(
+          config,
+          `url: ${url}\nmax-tokens: 64\ntemperature: 0\ntop-k: 7\nno-echo: true\nignore-eos: true\n` +
+            `stop: [QQQZZZ]\nseed: 7007\n`,
+        );
+        const run = await runClientProcess(
+          [config, "--completion", "Once upon a time", "--max-tokens", "8"],
+          {
+            configHome: server.configHome,
+          },
+        );
+        // no-echo, greedy and ignore-eos from the file, 8 tokens from the flag.
+        assertEquals([run.code, run.stdout, run.stderr], [0, greedy, ""]);
+        const line = await server.waitForLine(/New completion request: .*seed=7007/);
+        for (
+          const part of ["max_tokens=8,", "temperature=0,", "top_k=7,", 'stop=["QQQZZZ"]', "ignore_eos=true"]
+        ) {
+          assertStringIncludes(line, part);
+        }
+        const echoed = await runClientProcess(
+          [config, "--completion", "Once upon a time", "--max-tokens", "8", "--echo", "--stop", "ZZQQ"],
+          { configHome: server.configHome },
+        );
+        assertEquals([echoed.code, echoed.stdout], [0, "Once upon a time" + greedy], echoed.stderr);
+        const second = server.stderr.filter((l) => /New completion request: .*seed=7007/.test(l)).at(-1)!;
+        assertStringIncludes(second, 'stop=["ZZQQ"]');
+      });
+
+      await t.step("a reader that closes stdout (| head -c 4) ends the client quietly, exit 0", async () => {
+        const cmd = [
+          ...clientCommand(),
+          "--url",
+          url,
+          "--completion",
+          "Once upon a time",
+          "--max-tokens",
+          "200",
+          "--ignore-eos",
+        ].map(shellQuote).join(" ");
+        const run = await runShell(`(${cmd}; echo "client-exit=$?" >&2) | head -c 4`, {
+          XDG_CONFIG_HOME: server.configHome,
+        });
+        assertEquals([run.code, run.stdout, run.stderr], [0, "Once", "client-exit=0\n"]);
+      });
 
       await t.step("bad flags: exit 2 with one line", async () => {
         const run = await client(["--max-tokens", "many"]);
@@ -199,5 +248,119 @@ Deno.test({
       assertEquals(run.stderr.trimEnd().split("\n").length, 1, run.stderr);
       assertStringIncludes(run.stderr, `hearth client: cannot reach ${url}/models: connection refused`);
     });
+  },
+});
+
+/** Whether this machine can listen on the IPv6 loopback. */
+function hasIpv6Loopback(): boolean {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const ipv6 = hasIpv6Loopback();
+if (!ipv6) console.warn("SKIPPED the [::1] auth auto-discovery test: no IPv6 loopback on this machine");
+
+Deno.test({
+  name: "auth auto-discovery against a server on [::1]",
+  ignore: !ipv6,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // startServer reads the port and waits for /health on 127.0.0.1; for [::1] this test does both.
+    const server = await startServer({ args: ["--host", "::1"], waitReady: false });
+    try {
+      const listening = await server.waitForLine(/listening on http:\/\/\[::1\]:\d+/);
+      const port = Number(/\[::1\]:(\d+)/.exec(listening)![1]);
+      const url = `http://[::1]:${port}/v1`;
+      const deadline = Date.now() + 30_000;
+      while (true) {
+        const run = await runClientProcess(["--url", url, "--health"], { configHome: server.configHome });
+        if (run.code === 0) break;
+        if (Date.now() > deadline) throw new Error(`server on [::1] not ready: ${run.stdout}${run.stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const models = await runClientProcess(["--url", url, "--list-models"], {
+        configHome: server.configHome,
+      });
+      assertEquals([models.code, models.stdout, models.stderr], [0, "llama-f32\n", ""]);
+      const message = await runClientProcess(["--url", url, "--message", "Hi", "--max-tokens", "4"], {
+        configHome: server.configHome,
+      });
+      assertEquals([message.code, message.stderr], [0, ""]);
+      assert(message.stdout.length > 1, JSON.stringify(message.stdout));
+    } finally {
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "tokens reach stdout as they arrive, before the reply ends",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // A server that sends the first piece and holds the rest until the test has seen it on stdout.
+    let release!: () => void;
+    const released = new Promise<void>((r) => release = r);
+    const encoder = new TextEncoder();
+    const event = (text: string) =>
+      encoder.encode(`data: ${JSON.stringify({ choices: [{ index: 0, text, finish_reason: null }] })}\n\n`);
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+      if (new URL(req.url).pathname !== "/v1/completions") return new Response("no", { status: 404 });
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(event(" upon"));
+          await released;
+          controller.enqueue(event(" a time"));
+          controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+          controller.close();
+        },
+      });
+      return new Response(body, { headers: { "content-type": "text/event-stream" } });
+    });
+    const [cmd, ...base] = clientCommand();
+    const child = new Deno.Command(cmd, {
+      args: [
+        ...base,
+        "--url",
+        `http://127.0.0.1:${server.addr.port}/v1`,
+        "--auth-token",
+        "t",
+        "--model",
+        "m",
+        "--completion",
+        "Once",
+      ],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const decoder = new TextDecoder();
+    let stdout = "";
+    let seenEarly = "";
+    const timer = setTimeout(release, 20_000);
+    try {
+      for await (const bytes of child.stdout) {
+        stdout += decoder.decode(bytes, { stream: true });
+        if (!seenEarly && stdout.includes(" upon")) {
+          seenEarly = stdout;
+          release();
+        }
+      }
+      const status = await child.status;
+      assertEquals([status.code, await stderr], [0, ""]);
+      assertEquals(seenEarly, "Once upon", "the first piece did not show before the reply ended");
+      assertEquals(stdout, "Once upon a time\n");
+    } finally {
+      clearTimeout(timer);
+      release();
+      await server.shutdown();
+    }
   },
 });

@@ -45,6 +45,23 @@ export function sseResponse(events: unknown[], done = true): Response {
   return new Response(text, { headers: { "content-type": "text/event-stream" } });
 }
 
+/** A `text/event-stream` response sending `events`, then breaking as a connection does when the server dies. */
+export function brokenSseResponse(events: unknown[]): Response {
+  const encoder = new TextEncoder();
+  let sent = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent) {
+        controller.error(new TypeError("error reading a body from connection"));
+        return;
+      }
+      sent = true;
+      for (const e of events) controller.enqueue(encoder.encode(`data: ${JSON.stringify(e)}\n\n`));
+    },
+  });
+  return new Response(body, { headers: { "content-type": "text/event-stream" } });
+}
+
 /** A JSON response. */
 export function jsonResponse(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ClientError, errorMessageOf, HttpError, unreachable } from "./errors.ts";
+import { ClientError, errorMessageOf, fetchFailureReason, HttpError, unreachable } from "./errors.ts";
 import { readSseData } from "./sse.ts";
 
 /** Token counts of a response. */
@@ -79,8 +79,9 @@ export class ApiClient {
 
   /** Asks `/health`; any HTTP answer is returned, only an unreachable server throws. */
   async health(): Promise<HealthAnswer> {
-    const res = await this.#send(this.healthUrl(), { method: "GET" });
-    const body = (await res.text()).trim();
+    const url = this.healthUrl();
+    const res = await this.#send(url, { method: "GET" });
+    const body = (await readBody(res.text(), url)).trim();
     return { ok: res.ok, status: res.status, body };
   }
 
@@ -114,15 +115,22 @@ export class ApiClient {
       yield deltaOf(await res.json().catch(() => ({})) as ChunkLike, url);
       return;
     }
-    for await (const data of readSseData(res.body)) {
-      if (data === "[DONE]") return;
-      let chunk: ChunkLike;
-      try {
-        chunk = JSON.parse(data);
-      } catch {
-        throw new ClientError(`${url}: malformed stream event: ${data.slice(0, 120)}`);
+    const events = readSseData(res.body)[Symbol.asyncIterator]();
+    try {
+      while (true) {
+        const next = await readBody(events.next(), url, signal);
+        if (next.done || next.value === "[DONE]") return;
+        let chunk: ChunkLike;
+        try {
+          chunk = JSON.parse(next.value);
+        } catch {
+          throw new ClientError(`${url}: malformed stream event: ${next.value.slice(0, 120)}`);
+        }
+        yield deltaOf(chunk, url);
       }
-      yield deltaOf(chunk, url);
+    } finally {
+      // Stopping early (or failing) closes the connection.
+      await events.return?.(undefined).catch(() => {});
     }
   }
 
@@ -150,6 +158,19 @@ export class ApiClient {
     }
     if (res.status === 404 && !/\/v1$/.test(this.baseUrl)) hint = "does --url end with /v1?";
     throw new HttpError(res.status, message, url, hint);
+  }
+}
+
+/**
+ * Awaits a read of a response body; a connection that breaks on the way (the server died mid-reply)
+ * is a {@link ClientError}, not the runtime's TypeError. An abort of `signal` is passed on as it is.
+ */
+async function readBody<T>(read: Promise<T>, url: string, signal?: AbortSignal): Promise<T> {
+  try {
+    return await read;
+  } catch (err) {
+    if (err instanceof ClientError || signal?.aborted) throw err;
+    throw new ClientError(`${url}: the connection broke before the answer ended: ${fetchFailureReason(err)}`);
   }
 }
 

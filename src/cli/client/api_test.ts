@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../../../test/assert.ts";
 import {
+  brokenSseResponse,
   chatChunks,
   completionChunks,
   errorResponse,
@@ -125,4 +126,28 @@ Deno.test("a 404 under a base without /v1 hints at the URL", async () => {
     HttpError,
     "HTTP 404 from http://h:8137/models: 404 page not found (does --url end with /v1?)",
   );
+});
+
+Deno.test("a connection that breaks mid-stream is a client error, after the text it brought", async () => {
+  const fake = fakeFetch(() => brokenSseResponse(completionChunks(["Once"]).slice(0, 1)));
+  const api = new ApiClient({ baseUrl: BASE, token: null, fetch: fake.fetch });
+  const seen: string[] = [];
+  await assertRejects(
+    async () => {
+      for await (const d of api.stream("completion", {})) seen.push(d.text ?? "");
+    },
+    ClientError,
+    `${BASE}/completions: the connection broke before the answer ended: error reading a body from connection`,
+  );
+  assertEquals(seen, ["Once"]);
+
+  // An abort of the caller's signal is passed on as it is (interactive chat tells it apart).
+  const controller = new AbortController();
+  const aborting = fakeFetch(() => {
+    controller.abort();
+    return brokenSseResponse([]);
+  });
+  const api2 = new ApiClient({ baseUrl: BASE, token: null, fetch: aborting.fetch });
+  const err = await assertRejects(() => Array.fromAsync(api2.stream("chat", {}, controller.signal)));
+  assertEquals(err instanceof ClientError, false);
 });

@@ -60,7 +60,7 @@ export async function resolveToken(options: TokenOptions): Promise<ResolvedToken
   }
   const url = new URL(options.url);
   if (!isLoopbackHost(url.hostname)) {
-    return { token: null, source: "no token given (--auth-token or --auth-token-file)" };
+    return { token: null, source: "no token given (token files are read only for a loopback --url)" };
   }
   const port = urlPort(url);
   const dir = options.tokenDir ?? tokenDir();

@@ -1,5 +1,11 @@
 import { assertEquals } from "../../../test/assert.ts";
-import { chatChunks, errorResponse, fakeFetch, sseResponse } from "../../../test/client/fake_fetch.ts";
+import {
+  brokenSseResponse,
+  chatChunks,
+  errorResponse,
+  fakeFetch,
+  sseResponse,
+} from "../../../test/client/fake_fetch.ts";
 import { ApiClient } from "./api.ts";
 import { ASSISTANT_PREFIX, runChat, USER_PROMPT } from "./interactive.ts";
 import { resolveOptions } from "./options.ts";
@@ -122,4 +128,33 @@ Deno.test("Ctrl-C during a reply stops it and drops the turn", async () => {
   assertEquals(out.stdout.includes("partial"), true);
   assertEquals(out.stderr.includes("(interrupted: the reply is not kept)"), true);
   assertEquals(fake.requests[1].body!.messages, [{ role: "user", content: "next" }]);
+});
+
+Deno.test("a reply whose connection breaks is reported on stderr, dropped, and the chat goes on", async () => {
+  let calls = 0;
+  const fake = fakeFetch(() => {
+    calls++;
+    return calls === 1
+      ? brokenSseResponse(chatChunks(["partial"]).slice(0, 2))
+      : sseResponse(chatChunks(["ok"]));
+  });
+  const api = new ApiClient({ baseUrl: "http://h/v1", token: null, fetch: fake.fetch });
+  const out = memoryOutput();
+  const code = await runChat({
+    api,
+    options: resolveOptions({}, {}),
+    model: "m",
+    output: out,
+    lines: script(["first", "second", "quit"]),
+    onInterrupt: () => () => {},
+  });
+  assertEquals(code, 0);
+  assertEquals(out.stdout.includes(`${ASSISTANT_PREFIX}partial\n`), true);
+  assertEquals(out.stderr, [
+    out.stderr[0],
+    "hearth client: http://h/v1/chat/completions: the connection broke before the answer ended: " +
+    "error reading a body from connection",
+  ]);
+  assertEquals(fake.requests[1].body!.messages, [{ role: "user", content: "second" }]);
+  assertEquals(out.stdout.includes(`${ASSISTANT_PREFIX}ok\n`), true);
 });

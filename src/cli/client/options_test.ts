@@ -4,7 +4,8 @@ import { DEFAULT_URL, resolveOptions, selectMode } from "./options.ts";
 
 Deno.test("defaults are the seed client's", () => {
   const o = resolveOptions({}, {});
-  assertEquals(o.url, DEFAULT_URL);
+  assertEquals(o.url, "http://localhost:8137/v1");
+  assertEquals(DEFAULT_URL, o.url);
   assertEquals([o.maxTokens, o.temperature, o.echo, o.showUsage], [512, 0.7, true, false]);
   assertEquals(o.stop, []);
   assertEquals(o.extra, {});
