@@ -5,7 +5,7 @@
  * @module
  */
 
-import { basename, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { LOG_LEVELS, type LogFormat, type LogLevel, parseLogLevel } from "./logger.ts";
@@ -144,6 +144,16 @@ function describeIssue(issue: z.core.$ZodIssue, source: string): string {
 }
 
 /**
+ * `~` and `~/...` as the shell would expand them (YAML files have no shell to do it); other paths are
+ * returned as they are. Only the home directory of the current user is known (no `~user`).
+ */
+export function expandHome(path: string, home: string | undefined = Deno.env.get("HOME")): string {
+  if (home === undefined || home === "") return path;
+  if (path === "~") return home;
+  return path.startsWith("~/") ? join(home, path.slice(2)) : path;
+}
+
+/**
  * Merges the file's values with the flags' (flags win) and validates the result.
  * @param fileValues Keys from the YAML file.
  * @param flagValues Keys from the command line, already converted to their types.
@@ -163,7 +173,7 @@ export function resolveConfig(
     throw new ConfigError(describeIssue(issue, where));
   }
   const c = parsed.data;
-  const model = resolve(c.model);
+  const model = resolve(expandHome(c.model));
   return {
     model,
     servedModelName: c["served-model-name"] ?? basename(model),
@@ -180,14 +190,14 @@ export function resolveConfig(
     maxWaitingRequests: c["max-waiting-requests"],
     prefixCaching: c["prefix-caching"],
     quantize: c.quantize === "int8" ? "q8_0" : c.quantize === "int4" ? "q4_0" : c.quantize,
-    chatTemplate: c["chat-template"],
+    chatTemplate: c["chat-template"] === undefined ? undefined : expandHome(c["chat-template"]),
     chatTemplateKwargs: c["chat-template-kwargs"],
     stopSequences: c["stop-sequences"],
     ignoreEos: c["ignore-eos"],
     logLevel: c["log-level"],
     logFormat: c["log-format"],
     authToken: c["auth-token"],
-    authTokenFile: c["auth-token-file"],
+    authTokenFile: c["auth-token-file"] === undefined ? undefined : expandHome(c["auth-token-file"]),
     noAuth: c["no-auth"],
     corsOrigins: c["cors-origins"],
     shutdownTimeout: c["shutdown-timeout"],

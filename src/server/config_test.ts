@@ -1,10 +1,13 @@
 import {
   deepStrictEqual as assertEquals,
+  ok as assert,
   rejects as assertRejects,
   throws as assertThrows,
 } from "node:assert/strict";
 import { join } from "node:path";
-import { ConfigError, loadConfigFile, resolveConfig } from "./config.ts";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
+import { CONFIG_KEYS, ConfigError, expandHome, loadConfigFile, resolveConfig } from "./config.ts";
 
 Deno.test("defaults are the seed server's", () => {
   const c = resolveConfig({ model: "models/tiny" }, {});
@@ -57,5 +60,40 @@ Deno.test("YAML files load; bad YAML and non-mappings are errors", async () => {
     assertEquals(await loadConfigFile(join(dir, "empty.yaml")), {});
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("~ in path keys is the home directory, as a shell would expand it", () => {
+  const home = Deno.env.get("HOME")!;
+  const c = resolveConfig({
+    model: "~/models/tiny",
+    "auth-token-file": "~/.hearth-token",
+    "chat-template": "~/templates/chatml.jinja",
+  }, {});
+  assertEquals(c.model, join(home, "models/tiny"));
+  assertEquals(c.servedModelName, "tiny");
+  assertEquals(c.authTokenFile, join(home, ".hearth-token"));
+  assertEquals(c.chatTemplate, join(home, "templates/chatml.jinja"));
+  // A named template or inline Jinja is not a path and stays as it is.
+  assertEquals(resolveConfig({ model: "/m", "chat-template": "tool_use" }, {}).chatTemplate, "tool_use");
+  assertEquals(expandHome("~", "/h"), "/h");
+  assertEquals(expandHome("~user/x", "/h"), "~user/x");
+  assertEquals(expandHome("a/~/b", "/h"), "a/~/b");
+});
+
+Deno.test("the example server.yaml is valid, and so is each key it shows commented out", async () => {
+  const path = fileURLToPath(new URL("../../server.yaml", import.meta.url));
+  const values = await loadConfigFile(path);
+  const config = resolveConfig(values, {}, "server.yaml");
+  assertEquals(config.port, 8137);
+  const commented = (await Deno.readTextFile(path)).split("\n")
+    .map((line) => /^#\s*([a-z][a-z0-9-]*:\s.*)$/.exec(line)?.[1])
+    .filter((line): line is string => line !== undefined);
+  assert(commented.length >= 5, `expected commented-out examples, found ${commented.length}`);
+  for (const line of commented) {
+    const example = parseYaml(line) as Record<string, unknown>;
+    for (const key of Object.keys(example)) assert(CONFIG_KEYS.includes(key as never), `unknown key ${key}`);
+    // Each example on its own, over the file's values, must validate.
+    resolveConfig({ ...values, ...example }, {}, `server.yaml (commented-out ${line})`);
   }
 });

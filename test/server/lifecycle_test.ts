@@ -178,3 +178,105 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...opts,
+  name: "--config FILE: auth-token, chat-template file and kwargs (file, then request), JSON log lines",
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "hearth-test-cfg-" });
+    try {
+      const template = join(dir, "greeting.jinja");
+      await Deno.writeTextFile(
+        template,
+        "{{ greeting }} {{ name }}:{% for m in messages %} {{ m.content }}{% endfor %}",
+      );
+      const configPath = join(dir, "hearth.yaml");
+      await Deno.writeTextFile(
+        configPath,
+        [
+          "auth-token: yaml-token-1",
+          `chat-template: ${template}`,
+          "chat-template-kwargs: { greeting: hello, name: yaml }",
+          "log-format: json",
+          "log-level: INFO",
+        ].join("\n"),
+      );
+      const server = await startServer({ args: ["--config", configPath] });
+      try {
+        assertEquals(server.token, "yaml-token-1");
+        assertEquals(await exists(server.tokenFile), false);
+        const chat = async (id: string, extra: Record<string, unknown>) => {
+          const res = await fetch(`${server.url}/v1/chat/completions`, {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              authorization: "Bearer yaml-token-1",
+              "x-request-id": id,
+            },
+            body: JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 2, ...extra }),
+          });
+          assertEquals(res.status, 200);
+          await res.json();
+          await server.waitForLine(new RegExp(`"msg":"Usage: .*"request_id":"${id}"`));
+        };
+        await chat("kw-file", {});
+        await chat("kw-request", { chat_template_kwargs: { name: "request" } });
+
+        // Past the banner (plain text, for people), every line is one JSON record.
+        const banner = /^(hearth: listening on |hearth auth token: |clients must send |curl -H )/;
+        const records = server.stderr.filter((l) => !banner.test(l)).map((l) => JSON.parse(l));
+        assert(records.some((r) => r.msg === `chat template: file ${template}`), server.stderr.join("\n"));
+        const prompt = (id: string) =>
+          records.find((r) => r.request_id === id && String(r.msg).startsWith("Formatted prompt"))?.msg;
+        assertEquals(prompt("kw-file"), `Formatted prompt: ${JSON.stringify("hello yaml: hi")}`);
+        assertEquals(prompt("kw-request"), `Formatted prompt: ${JSON.stringify("hello request: hi")}`);
+        for (const r of records.filter((r) => r.request_id !== undefined)) {
+          assert(["kw-file", "kw-request"].includes(r.request_id), JSON.stringify(r));
+          assert(typeof r.time === "string" && typeof r.level === "string", JSON.stringify(r));
+        }
+      } finally {
+        assertEquals(await server.stop(), 0, server.stderr.join("\n"));
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "--shutdown-timeout bounds the wait: a request that never finishes does not keep the server up",
+  fn: async () => {
+    const server = await startServer({ args: ["--shutdown-timeout", "1"] });
+    const tokenFile = server.tokenFile;
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    const encoder = new TextEncoder();
+    try {
+      // A first request on the connection makes sure the server is reading from it.
+      await conn.write(encoder.encode("GET /health HTTP/1.1\r\nHost: hearth\r\n\r\n"));
+      const buffer = new Uint8Array(4096);
+      const n = await conn.read(buffer);
+      assert(new TextDecoder().decode(buffer.subarray(0, n ?? 0)).startsWith("HTTP/1.1 200"));
+      // Then one whose body never arrives in full.
+      await conn.write(encoder.encode(
+        "POST /v1/completions HTTP/1.1\r\nHost: hearth\r\n" +
+          `Authorization: Bearer ${server.token}\r\nContent-Type: application/json\r\n` +
+          'Content-Length: 1000\r\n\r\n{"prompt": ',
+      ));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const signalled = performance.now();
+      server.child.kill("SIGTERM");
+      await server.waitForLine(/grace period over/);
+      const graceMs = performance.now() - signalled;
+      assertEquals(await server.stop(null), 0, server.stderr.join("\n"));
+      const exitMs = performance.now() - signalled;
+      // It waited for the grace period (1 s), then at most the 2 s it gives aborted streams to end.
+      assert(graceMs >= 900, `grace period over after ${graceMs} ms`);
+      assert(exitMs < 1000 + 2000 + 3000, `exited ${exitMs} ms after SIGTERM`);
+      assertEquals(await exists(tokenFile), false);
+    } finally {
+      conn.close();
+      await server.stop();
+    }
+  },
+});
