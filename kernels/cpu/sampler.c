@@ -152,8 +152,10 @@ static int32_t draw(float* w, int32_t vocab, const hearth_sampling* s, uint64_t 
       k = k > vocab / 4 ? vocab : k * 4;
     }
     n = k;
-    if (limit_p) { /* smallest prefix whose share of the (top-k) mass reaches top_p */
-      double cum = 0, target = s->top_p * kept;
+    if (limit_p) { /* smallest prefix whose share of the (top-k) mass reaches top_p: after top-k the
+                      distribution is renormalised over the k kept (as transformers chains them); without
+                      it the share is of the whole vocabulary, not of the sorted window */
+      double cum = 0, target = s->top_p * (limit_k ? kept : total);
       for (int32_t i = 0; i < k; i++) {
         cum += w[ids[i]];
         if (cum >= target) {
