@@ -65,9 +65,24 @@ async function run(cmd: string, args: string[]): Promise<void> {
   if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed with exit code ${out.code}`);
 }
 
+/** Options of {@link buildCpuLibrary}. */
+export interface BuildOptions {
+  /** -O0 -g instead of -O3. */
+  debug?: boolean;
+  /** Where the library (and obj/) go; default lib/ beside this file. */
+  outDir?: string;
+  /**
+   * The CPU to build for, as Deno.build.arch spells it (default: this host's). With a cross compiler
+   * in `cc`, `aarch64` builds the plain-C library an arm64 machine would (build_test.ts does this).
+   */
+  arch?: string;
+  /** The C compiler; default $CC, else `cc`. */
+  cc?: string;
+}
+
 /** Compiles and links the CPU library; returns its path. */
-export async function buildCpuLibrary(opts: { debug?: boolean; outDir?: string } = {}): Promise<string> {
-  const cc = Deno.env.get("CC") ?? "cc";
+export async function buildCpuLibrary(opts: BuildOptions = {}): Promise<string> {
+  const cc = opts.cc ?? Deno.env.get("CC") ?? "cc";
   const outDir = opts.outDir ?? `${ROOT}lib`;
   const objDir = `${outDir}/obj`;
   await Deno.mkdir(objDir, { recursive: true });
@@ -82,7 +97,7 @@ export async function buildCpuLibrary(opts: { debug?: boolean; outDir?: string }
     "-Wno-unused-parameter",
     ...(opts.debug ? ["-O0", "-g"] : ["-O3", "-g1"]),
   ];
-  const units = cpuUnits();
+  const units = cpuUnits(opts.arch);
   await Promise.all(
     units.map((u) =>
       run(cc, [...base, ...u.flags, "-c", `${KERNELS}/${u.source}`, "-o", `${objDir}/${u.source}.o`])
@@ -109,6 +124,28 @@ export function compileArgs(outFile: string, target?: string): string[] {
   ];
 }
 
+/**
+ * Runs `deno compile` (see {@link compileArgs}) from the repository root. `deno compile` takes its
+ * runtime from $DENORT_BIN when that is set (from this process's environment, or from `env`), which
+ * is how a machine that cannot reach the download server builds the binary. Output is passed through
+ * (unless `quiet`); on failure the error carries what deno printed.
+ */
+export async function compileBinary(
+  outFile: string,
+  opts: { target?: string; env?: Record<string, string>; quiet?: boolean } = {},
+): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: compileArgs(outFile, opts.target),
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...opts.env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!opts.quiet) await Deno.stderr.write(new TextEncoder().encode(text));
+  if (!out.success) throw new Error(`deno compile failed with exit code ${out.code}:\n${text.trim()}`);
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
@@ -125,13 +162,12 @@ if (import.meta.main) {
     if (!Deno.env.get("DENORT_BIN")) {
       console.error("note: DENORT_BIN is not set; deno compile will try to download denort");
     }
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: compileArgs(values.output),
-      cwd: ROOT,
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-    if (!out.success) Deno.exit(out.code);
+    try {
+      await compileBinary(values.output);
+    } catch (e) {
+      console.error((e as Error).message.split("\n")[0]);
+      Deno.exit(1);
+    }
     console.error(`wrote ${values.output}`);
   }
 }

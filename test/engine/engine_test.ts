@@ -32,11 +32,17 @@ Deno.test("four sequences of different lengths batched together give the same to
   try {
     const params = { temperature: 0, repetitionPenalty: 1, maxTokens: 24, ignoreEos: true };
     const alone = [];
+    const steps0 = engine.stats().steps;
     for (const p of PROMPTS) alone.push(ids(await collect(engine, p, params)));
+    const stepsAlone = engine.stats().steps - steps0;
+    assertEquals(stepsAlone, 4 * 24, "alone: one prefill step and 23 decode steps each");
     // All at once: the scheduler puts their prefills and decodes into shared steps.
     const together = await Promise.all(PROMPTS.map((p) => collect(engine, p, params)));
+    const stepsTogether = engine.stats().steps - steps0 - stepsAlone;
     assertEquals(together.map(ids), alone);
     for (const t of together) assertEquals(t.length, 24);
+    // They really shared steps: 24 if all four prefill in the first one, never anywhere near 96.
+    assert(stepsTogether <= 24 + 3, `together took ${stepsTogether} steps; alone ${stepsAlone}`);
   } finally {
     await engine.close();
   }

@@ -146,6 +146,102 @@ Deno.test("native: --dtype conversions at load compute the same model", async ()
   }
 });
 
+Deno.test("native: weights used in their stored dtype are mapped from the files, not copied", async () => {
+  for (const name of ["llama-f32", "llama-bf16", "qwen2-sharded-f32"]) {
+    const { description: d } = await describeModel(`${ROOT}test/fixtures/models/${name}`);
+    const { model, close } = await openFixture(`test/fixtures/models/${name}`, { dtype: "auto" });
+    try {
+      let fileBytes = 0;
+      for (const f of d.files) fileBytes += (await Deno.stat(f)).size;
+      assertEquals(model.mappedBytes(), fileBytes, `${name}: every file is mapped`);
+      // At most the 1-D tensors (norm weights, biases) are widened to f32; no matrix is copied.
+      const vectorsAsF32 = d.tensors.filter((t) => t.shape.length === 1)
+        .reduce((n, t) => n + t.shape[0] * 4, 0);
+      const owned = model.ownedBytes();
+      assert(owned <= (d.storedDtype === "f32" ? 0 : vectorsAsF32), `${name}: ${owned} bytes copied`);
+    } finally {
+      close();
+    }
+  }
+});
+
+Deno.test("native: paged KV cache: scattered, out-of-order block tables give the golden logits step by step", async () => {
+  const g = readGolden("llama-f32");
+  const { ctx, close } = await openFixture(g.model_dir);
+  try {
+    const b = new StepBatch(ctx.options, 512);
+    // Two sequences whose blocks interleave in the cache, in no order (block size 16).
+    const seqs = [{ s: 2, table: [41, 3, 17] }, { s: 1, table: [16, 40] }];
+    const got = seqs.map(({ s }) => new Float32Array(g.sequences[s].length * 512));
+    const prefill = 12;
+    b.clear(LogitsMode.all);
+    for (const { s, table } of seqs) b.addSequence(g.sequences[s].slice(0, prefill), 0, table, null);
+    await ctx.step(b);
+    seqs.forEach((_, i) => got[i].set(b.outLogits!.subarray(i * prefill * 512, (i + 1) * prefill * 512)));
+    // Then one token per step, each sequence until its end, crossing block boundaries.
+    for (let pos = prefill; pos < g.sequences[2].length; pos++) {
+      b.clear(LogitsMode.last);
+      const live = seqs.filter(({ s }) => pos < g.sequences[s].length);
+      for (const { s, table } of live) b.addSequence([g.sequences[s][pos]], pos, table, null);
+      await ctx.step(b);
+      live.forEach((q, row) => got[seqs.indexOf(q)].set(b.logitsRow(row), pos * 512));
+    }
+    seqs.forEach(({ s }, i) => {
+      const diff = maxAbsDiff(got[i], goldenLogits(g, s));
+      assert(diff <= 1e-4, `sequence ${s} over blocks ${seqs[i].table}: max abs diff ${diff}`);
+    });
+  } finally {
+    close();
+  }
+});
+
+// The pool's workers are started with the context and live as long as it does: every step reuses them.
+Deno.test({
+  name: "native: the thread pool is persistent: threads - 1 workers per context, the same ones every step",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const tids = () => new Set([...Deno.readDirSync("/proc/self/task")].map((e) => e.name));
+    const { description: d } = await describeModel(DIR);
+    const model = await NativeModel.load(d, "auto");
+    try {
+      const b = new StepBatch({ ...OPTIONS, threads: 4 }, 512);
+      const step = async (ctx: NativeContext, n: number) => {
+        for (let i = 0; i < n; i++) {
+          b.clear(LogitsMode.last);
+          b.addSequence([1, 2, 3, 4, 5, 6, 7, 8], 0, [0], neutral());
+          await ctx.step(b);
+        }
+      };
+      const before = tids();
+      const ctx = await NativeContext.create(model, { ...OPTIONS, threads: 4 });
+      let workers: string[];
+      try {
+        // Creating a context is one blocking call: the only threads started meanwhile are its own.
+        workers = [...tids()].filter((t) => !before.has(t));
+        assertEquals(workers.length, 3, "threads 4: the caller's thread and 3 workers");
+        await step(ctx, 20);
+        const alive = tids();
+        assert(workers.every((t) => alive.has(t)), "after 20 steps the same 3 workers are running");
+      } finally {
+        ctx.free();
+      }
+      const after = tids();
+      assert(workers.every((t) => !after.has(t)), "freeing the context joined its workers");
+    } finally {
+      model.free();
+    }
+  },
+});
+
+const OPTIONS = {
+  threads: 1,
+  kvBlockSize: 16,
+  kvNumBlocks: 4,
+  maxBatchTokens: 16,
+  maxBatchSeqs: 1,
+  maxBlocksPerSeq: 4,
+};
+
 function neutral() {
   return {
     seed: 1n,

@@ -1,0 +1,99 @@
+/**
+ * The FFI calls that compute run off the event loop (`nonblocking` in src/native/hearth.ts): while a
+ * forward step or the conversion of weights at load works, timers keep firing, so the server keeps
+ * answering. A blocking call would hold the JavaScript thread for its whole length and no timer could
+ * run before it returned.
+ */
+import { join } from "node:path";
+import { assert } from "../assert.ts";
+import { describeModel } from "../../src/model/loader.ts";
+import { writeSafetensors } from "../../src/model/safetensors_write.ts";
+import { hfTensorShapes } from "../../src/model/test_util.ts";
+import { LogitsMode, NativeContext, NativeModel, StepBatch } from "../../src/native/hearth.ts";
+
+/** A random-weight Llama big enough that one step takes tens of milliseconds (12M parameters). */
+async function randomModel(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "hearth-nonblocking-" });
+  const config = {
+    architectures: ["LlamaForCausalLM"],
+    hidden_size: 256,
+    intermediate_size: 1024,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    vocab_size: 16384,
+    max_position_embeddings: 1024,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    tie_word_embeddings: false,
+    hidden_act: "silu",
+  };
+  await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(config));
+  let s = 12345;
+  const tensors = new Map<string, { dtype: string; shape: number[]; data: Float32Array }>();
+  for (const [name, shape] of hfTensorShapes("LlamaForCausalLM", config)) {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (name.endsWith("norm.weight")) data.fill(1);
+    else {
+      for (let i = 0; i < data.length; i++) {
+        s = (s * 1664525 + 1013904223) >>> 0;
+        data[i] = (s / 2 ** 32 - 0.5) * 0.1;
+      }
+    }
+    tensors.set(name, { dtype: "F32", shape, data });
+  }
+  await writeSafetensors(join(dir, "model.safetensors"), tensors);
+  return dir;
+}
+
+/** Runs `work` with a 1 ms interval timer going; how many times it fired before `work` settled. */
+async function timerTicksDuring(work: () => Promise<unknown>): Promise<{ ticks: number; ms: number }> {
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  const t0 = performance.now();
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  return { ticks, ms: performance.now() - t0 };
+}
+
+Deno.test("nonblocking: timers fire while weights convert at load and while a forward step runs", async () => {
+  const dir = await randomModel();
+  try {
+    const { description } = await describeModel(dir);
+    let model: NativeModel | null = null;
+    const load = await timerTicksDuring(async () => {
+      model = await NativeModel.load(description, "bf16"); // f32 -> bf16: hearth_model_finish
+    });
+    assert(model !== null);
+    const m: NativeModel = model;
+    try {
+      assert(load.ticks > 0, `no timer fired during the ${load.ms.toFixed(1)} ms conversion at load`);
+      const ctx = await NativeContext.create(m, {
+        threads: 1,
+        kvBlockSize: 16,
+        kvNumBlocks: 32,
+        maxBatchTokens: 512,
+        maxBatchSeqs: 1,
+        maxBlocksPerSeq: 32,
+      });
+      try {
+        const batch = new StepBatch(ctx.options, 16384);
+        batch.clear(LogitsMode.last);
+        const prompt = Array.from({ length: 512 }, (_, i) => (i * 7919) % 16384);
+        batch.addSequence(prompt, 0, Array.from({ length: 32 }, (_, i) => i), null);
+        const step = await timerTicksDuring(() => ctx.step(batch));
+        assert(step.ticks > 0, `no timer fired during the ${step.ms.toFixed(1)} ms step`);
+        assert(batch.logitsRow(0).every(Number.isFinite), "the step computed finite logits");
+      } finally {
+        ctx.free();
+      }
+    } finally {
+      m.free();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
