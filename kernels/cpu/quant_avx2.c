@@ -88,5 +88,282 @@ QI __m256i bitplane_to_bytes(__m256i p, int bit, char v) {
 
 #define QOPS_NAME hearth_quant_ops_avx2
 #define QOPS_ISA "avx2"
+#define QOPS_MATMUL32 matmul32_pairs
 
 #include "quant_simd.inc"
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* The 32-element types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) on AVX2: rows in pairs.                            */
+/*                                                                                                        */
+/* On AVX2 a block's product is VPMADDUBSW (byte pairs to int16), VPMADDWD (to int32), VCVTDQ2PS and an   */
+/* FMA with the block's scale. Measured on Zen 3, those four share two pipes, and the whole loop runs at  */
+/* about two vector operations a cycle, so what counts is operations per block product. Two rows a, b     */
+/* therefore share the widening, the conversion and the FMA: their byte-pair sums are folded into one     */
+/* vector whose 32-bit lanes alternate a, b, each lane summing 8 codes of its row:                        */
+/*   lanes 0 1 2 3 | 4 5 6 7  =  a[0..7] b[0..7] a[8..15] b[8..15] | a[16..23] b[16..23] a[24..31] b[24..31] */
+/* For the 4- and 5-bit codes (<= 31) two int16 pair sums still fit in int16, so the fold happens before  */
+/* VPMADDWD (one per two rows); Q8_0's pair sums fill int16, so it folds after (one conversion and FMA    */
+/* per two rows). The scale is the vector (d_a d_x, d_b d_x, ...); an offset (Q4_0's 8, Q5_0's 16) is     */
+/* -offset * sum(x) per lane in the same layout, a min (Q4_1, Q5_1) its m * sum(x) d_x in f32 lanes.       */
+/*                                                                                                        */
+/* Decode (T = 1) streams the rows straight from the weights, four at a time, prefetching the next four.  */
+/* Larger T runs a packed GEMM: per block of tokens each token's scales and offset lanes are prepared     */
+/* once, per 4 rows their codes are unpacked once, and a 2-pair x P_TT-token micro-tile only multiplies,  */
+/* with the scales of a chunk of blocks multiplied ahead (4 blocks per multiply). Both do each (row pair, */
+/* token) in the same float operations in the same order, so a token's result is the same bits whatever  */
+/* T it comes with (test/quant/quant_test.ts checks it on every table). Against the 4 x 2 tiles of        */
+/* quant_simd.inc this is 1.4-2x the prefill speed of these types on Zen 3, and 1.1-1.2x the decode.       */
+
+#define P_MAX_K 16384       /* longest row the packed GEMM takes on the stack; longer ones go through T = 1 */
+#define P_XSIDE (64 * 1024) /* bytes of prepared token data per block of tokens */
+#define P_CHUNK 64          /* blocks whose scales a micro-tile multiplies ahead */
+#define P_TT 4              /* tokens per micro-tile */
+
+QI int small_codes(const int type) { return type != HEARTH_DTYPE_Q8_0; }
+
+/* codes32's bytes with one shuffle-free nibble split: the 16 payload bytes broadcast to both halves (a load),
+   the high half shifted down 4 (VPSRLVQ), masked; VINSERTI128 ran one per cycle. */
+QI __m256i codes32_avx2(const uint8_t* b, const int type) {
+  if (type == HEARTH_DTYPE_Q8_0) return ld256(b + 2);
+  const int qo = type == HEARTH_DTYPE_Q4_0 ? 2 : type == HEARTH_DTYPE_Q4_1 ? 4 : type == HEARTH_DTYPE_Q5_0 ? 6 : 8;
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(b + qo)));
+  const __m256i lo = _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0f));
+  if (type == HEARTH_DTYPE_Q4_0 || type == HEARTH_DTYPE_Q4_1) return lo;
+  uint32_t qh;
+  memcpy(&qh, b + qo - 4, 4);
+  return _mm256_or_si256(lo, bits_to_bytes(qh, 16));
+}
+
+/* The f16 at byte o of four rows' blocks, times d_x, as the patterns of pairs (b0, b1) and (b2, b3): the
+   halves gathered in an integer register, one conversion, one multiply, two permutes. */
+QI void pair_scales4(const uint8_t* b0, const uint8_t* b1, const uint8_t* b2, const uint8_t* b3, int o, float dx,
+                     __m256* s01, __m256* s23) {
+  uint16_t h0, h1, h2, h3;
+  memcpy(&h0, b0 + o, 2);
+  memcpy(&h1, b1 + o, 2);
+  memcpy(&h2, b2 + o, 2);
+  memcpy(&h3, b3 + o, 2);
+  const uint64_t h = (uint64_t)h0 | (uint64_t)h1 << 16 | (uint64_t)h2 << 32 | (uint64_t)h3 << 48;
+  const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)h)), _mm_set1_ps(dx));
+  const __m256 f8 = _mm256_castps128_ps256(f);
+  *s01 = _mm256_permutevar8x32_ps(f8, _mm256_set_epi32(1, 0, 1, 0, 1, 0, 1, 0));
+  *s23 = _mm256_permutevar8x32_ps(f8, _mm256_set_epi32(3, 2, 3, 2, 3, 2, 3, 2));
+}
+
+/* Lanes of rows a, b in the layout above: the 32 byte products of each with its token x. For Q8_0, ua/ub
+   are the signed weights (their signs move onto x); else unsigned codes. */
+QI __m256i pair_dot(__m256i ua, __m256i ub, __m256i x, const int type) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if (small_codes(type)) {
+    const __m256i pa = _mm256_maddubs_epi16(ua, x), pb = _mm256_maddubs_epi16(ub, x);
+    /* int16 k of fa = pa[k] + pa[k + 2], kept at k = 0, 1 (mod 4); fb = pb[k] + pb[k - 2] at k = 2, 3 */
+    const __m256i fa = _mm256_add_epi16(pa, _mm256_srli_si256(pa, 4)), fb = _mm256_add_epi16(pb, _mm256_slli_si256(pb, 4));
+    return _mm256_madd_epi16(_mm256_blend_epi32(fa, fb, 0xAA), ones);
+  }
+  const __m256i pa = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(ua), _mm256_sign_epi8(x, ua)), ones);
+  const __m256i pb = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(ub), _mm256_sign_epi8(x, ub)), ones);
+  /* int32 lane 2j of fa = pa[2j] + pa[2j + 1]; lane 2j + 1 of fb = pb[2j + 1] + pb[2j] */
+  return _mm256_blend_epi32(_mm256_add_epi32(pa, _mm256_srli_epi64(pa, 32)),
+                            _mm256_add_epi32(pb, _mm256_slli_epi64(pb, 32)), 0xAA);
+}
+
+/* sum(x) * c over each lane's 8 codes, in the pair layout (both rows' lanes the same). */
+QI __m256i pair_xsum(__m256i x, char c) {
+  const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(c), x), _mm256_set1_epi16(1));
+  return _mm256_blend_epi32(_mm256_add_epi32(s, _mm256_srli_epi64(s, 32)), _mm256_add_epi32(s, _mm256_slli_epi64(s, 32)),
+                            0xAA);
+}
+
+/* The token-side term of a block: -offset * sum(x) as int32 lanes (offset types), or sum(x) * d_x as f32
+   lanes (min types); zero otherwise. */
+QI __m256i x_term(__m256i x, float dx, const int type) {
+  const int off = offset32(type);
+  if (off) return _mm256_sub_epi32(_mm256_setzero_si256(), pair_xsum(x, (char)off));
+  if (has_min32(type)) return _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(pair_xsum(x, 1)), _mm256_set1_ps(dx)));
+  return _mm256_setzero_si256();
+}
+
+/* (a, b, a, b, a, b, a, b) */
+QI __m256 pair_pattern(float a, float b) { return _mm256_unpacklo_ps(_mm256_set1_ps(a), _mm256_set1_ps(b)); }
+
+/* acc += a block of a row pair with one token: p the pair's int32 lanes, s the scale pattern times d_x,
+   e the token's x_term, m the min pattern (min types). */
+QI __m256 pair_update(__m256 acc, __m256i p, __m256 s, __m256i e, __m256 m, const int type) {
+  if (offset32(type)) p = _mm256_add_epi32(p, e);
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc);
+  if (has_min32(type)) acc = _mm256_fmadd_ps(m, _mm256_castsi256_ps(e), acc);
+  return acc;
+}
+
+/* The two rows' results of a pair accumulator: a = (l0 + l4) + (l2 + l6), b = (l1 + l5) + (l3 + l7). */
+QI void pair_store(float* ya, float* yb, __m256 acc) {
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  const __m128 r = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  *ya = _mm_cvtss_f32(r);
+  if (yb) *yb = _mm_cvtss_f32(_mm_shuffle_ps(r, r, 1));
+}
+
+/* ---- decode: y (n) = W x, rows straight from the weights ---- */
+
+/* Rows r0 .. r0 + 3 (a pair may have a missing b: nb_rows 3, or the last pair 1 row, its b reading row a). */
+QI void decode_tile(float* y, const uint8_t* w, int64_t wrow, const uint8_t* x, int64_t nb, const int rows,
+                    const uint8_t* pf, int64_t pf_bytes, const int type) {
+  const int64_t bs = bytes32(type);
+  const int64_t per = pf ? prefetch_per(pf_bytes, nb) : 0;
+  const uint8_t* r[4];
+  for (int i = 0; i < 4; i++) r[i] = w + (i < rows ? i : rows - 1) * wrow; /* a missing row repeats the last */
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    if (pf) prefetch_share(pf, pf_bytes, per, b);
+    const uint8_t* xb = x + b * 34;
+    const __m256i xv = ld256(xb + 2);
+    const float dx = h2f(xb);
+    const __m256i e = x_term(xv, dx, type);
+    const uint8_t *b0 = r[0] + b * bs, *b1 = r[1] + b * bs, *b2 = r[2] + b * bs, *b3 = r[3] + b * bs;
+    const __m256i p0 = pair_dot(codes32_avx2(b0, type), codes32_avx2(b1, type), xv, type);
+    const __m256i p1 = pair_dot(codes32_avx2(b2, type), codes32_avx2(b3, type), xv, type);
+    __m256 s0, s1, m0 = _mm256_setzero_ps(), m1 = _mm256_setzero_ps();
+    pair_scales4(b0, b1, b2, b3, 0, dx, &s0, &s1);
+    if (has_min32(type)) pair_scales4(b0, b1, b2, b3, 2, 1.0f, &m0, &m1);
+    acc0 = pair_update(acc0, p0, s0, e, m0, type);
+    acc1 = pair_update(acc1, p1, s1, e, m1, type);
+  }
+  pair_store(&y[0], rows > 1 ? &y[1] : NULL, acc0);
+  if (rows > 2) pair_store(&y[2], rows > 3 ? &y[3] : NULL, acc1);
+}
+
+QI void decode32(float* y, const void* w, const uint8_t* x, int64_t n, int64_t k, const int type) {
+  const int64_t nb = k / 32, wrow = nb * bytes32(type);
+  const uint8_t* wb = (const uint8_t*)w;
+  for (int64_t r0 = 0; r0 < n; r0 += 4) {
+    const int rows = n - r0 < 4 ? (int)(n - r0) : 4;
+    const uint8_t* pf = r0 + 8 <= n ? wb + (r0 + 4) * wrow : NULL;
+    decode_tile(y + r0, wb + r0 * wrow, wrow, x, nb, rows, pf, 4 * wrow, type);
+  }
+}
+
+/* ---- prefill / batches: the packed GEMM ---- */
+
+/* Per (token, block) of a block of tokens: d_x twice (beside itself, as a pair's two scales are laid out),
+   and the x_term lanes. */
+typedef struct {
+  float* d2;  /* (tokens, nb, 2) */
+  __m256i* e; /* (tokens, nb) */
+} gemm_xside;
+
+QI void gemm_prep_x(gemm_xside* xs, const uint8_t* xa, int64_t xrow, int64_t tn, int64_t nb, const int type) {
+  for (int64_t t = 0; t < tn; t++)
+    for (int64_t b = 0; b < nb; b++) {
+      const uint8_t* xb = xa + t * xrow + b * 34;
+      const float d = h2f(xb);
+      xs->d2[(t * nb + b) * 2] = xs->d2[(t * nb + b) * 2 + 1] = d;
+      xs->e[t * nb + b] = x_term(ld256(xb + 2), d, type);
+    }
+}
+
+/* A 4-row tile, as the micro-tile reads it: codes (4, nb, 32) as codes32 gives them (not for Q8_0, read in
+   place); each pair's scales side by side, dw2 (2, nb, 2), and mins mw2 (2, nb, 2). Rows past the matrix
+   repeat its last (their results are not stored). */
+QI void gemm_pack_w(uint8_t* codes, float* dw2, float* mw2, const uint8_t* const* r, int64_t nb, const int type) {
+  const int64_t bs = bytes32(type);
+  for (int i = 0; i < 4; i++)
+    for (int64_t b = 0; b < nb; b++) {
+      const uint8_t* wb = r[i] + b * bs;
+      dw2[((i / 2) * nb + b) * 2 + i % 2] = h2f(wb);
+      if (has_min32(type)) mw2[((i / 2) * nb + b) * 2 + i % 2] = h2f(wb + 2);
+      if (small_codes(type)) _mm256_storeu_si256((__m256i*)(codes + (i * nb + b) * 32), codes32_avx2(wb, type));
+    }
+}
+
+/* Y for the 4-row tile x TT (1 or 2) tokens from token t (its x rows xa, its prepared data at index tx). The
+   scales d_w * d_x of a chunk of blocks are multiplied ahead, 4 blocks of a (pair, token) per multiply, and
+   enter the FMA as one 64-bit broadcast: the products' pipes keep only the byte products, VPMADDWD, the
+   conversion and the FMA. */
+QI void gemm_tile(float* y, int64_t ldy, const int rows, const uint8_t* codes, const float* dw2, const float* mw2,
+                  const uint8_t* const* r, const uint8_t* xa, int64_t xrow, const gemm_xside* xs, int64_t tx,
+                  int64_t nb, const int TT, const int type) {
+  const int64_t bs = bytes32(type);
+  __m256 acc[2][P_TT];
+  for (int pr = 0; pr < 2; pr++)
+    for (int t = 0; t < TT; t++) acc[pr][t] = _mm256_setzero_ps();
+  _Alignas(32) float sc[2][P_TT][P_CHUNK * 2]; /* (pair, token, block, 2): the chunk's scales */
+  for (int64_t c0 = 0; c0 < nb; c0 += P_CHUNK) {
+    const int64_t cn = nb - c0 < P_CHUNK ? nb - c0 : P_CHUNK;
+    for (int pr = 0; pr < 2; pr++)
+      for (int t = 0; t < TT; t++) {
+        const float* a = dw2 + (pr * nb + c0) * 2;
+        const float* d = xs->d2 + ((tx + t) * nb + c0) * 2;
+        int64_t i = 0;
+        for (; i + 8 <= 2 * cn; i += 8)
+          _mm256_store_ps(sc[pr][t] + i, _mm256_mul_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(d + i)));
+        for (; i < 2 * cn; i++) sc[pr][t][i] = a[i] * d[i];
+      }
+    for (int64_t j = 0; j < cn; j++) {
+      const int64_t b = c0 + j;
+      __m256i u[4];
+      for (int i = 0; i < 4; i++)
+        u[i] = small_codes(type) ? ld256(codes + (i * nb + b) * 32) : ld256(r[i] + b * bs + 2);
+      for (int t = 0; t < TT; t++) {
+        const __m256i xv = ld256(xa + t * xrow + b * 34 + 2), e = xs->e[(tx + t) * nb + b];
+        for (int pr = 0; pr < 2; pr++) {
+          const __m256 m = has_min32(type) ? _mm256_castpd_ps(_mm256_broadcast_sd((const double*)(mw2 + (pr * nb + b) * 2)))
+                                           : _mm256_setzero_ps();
+          const __m256 sv = _mm256_castpd_ps(_mm256_broadcast_sd((const double*)(sc[pr][t] + 2 * j)));
+          acc[pr][t] = pair_update(acc[pr][t], pair_dot(u[2 * pr], u[2 * pr + 1], xv, type), sv, e, m, type);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < TT; t++) {
+    pair_store(&y[t * ldy + 0], rows > 1 ? &y[t * ldy + 1] : NULL, acc[0][t]);
+    if (rows > 2) pair_store(&y[t * ldy + 2], rows > 3 ? &y[t * ldy + 3] : NULL, acc[1][t]);
+  }
+}
+
+QI void gemm32(float* y, int64_t ldy, const void* w, const uint8_t* xa, int64_t T, int64_t n, int64_t k,
+               const int type) {
+  const int64_t nb = k / 32, wrow = nb * bytes32(type), xrow = nb * 34;
+  /* Token data: as many tokens as P_XSIDE holds, a multiple of 2 (at least 2). */
+  _Alignas(32) uint8_t xbuf[P_XSIDE];
+  int64_t tb = (int64_t)sizeof(xbuf) / (nb * 40);
+  tb -= tb % 2;
+  gemm_xside xs = {.e = (__m256i*)xbuf, .d2 = (float*)(xbuf + (size_t)tb * nb * 32)};
+  _Alignas(32) uint8_t codes[4 * P_MAX_K];
+  float dw2[4 * (P_MAX_K / 32)], mw2[4 * (P_MAX_K / 32)];
+  for (int64_t t0 = 0; t0 < T; t0 += tb) {
+    const int64_t tn = T - t0 < tb ? T - t0 : tb;
+    gemm_prep_x(&xs, xa + t0 * xrow, xrow, tn, nb, type);
+    for (int64_t r0 = 0; r0 < n; r0 += 4) {
+      const int rows = n - r0 < 4 ? (int)(n - r0) : 4;
+      const uint8_t* r[4];
+      for (int i = 0; i < 4; i++) r[i] = (const uint8_t*)w + (r0 + (i < rows ? i : rows - 1)) * wrow;
+      gemm_pack_w(codes, dw2, mw2, r, nb, type);
+      int64_t t = 0;
+      for (; t + P_TT <= tn; t += P_TT)
+        gemm_tile(y + (t0 + t) * ldy + r0, ldy, rows, codes, dw2, mw2, r, xa + (t0 + t) * xrow, xrow, &xs, t, nb, P_TT, type);
+      for (; t < tn; t++)
+        gemm_tile(y + (t0 + t) * ldy + r0, ldy, rows, codes, dw2, mw2, r, xa + (t0 + t) * xrow, xrow, &xs, t, nb, 1, type);
+    }
+  }
+}
+
+QI void matmul32_typed(float* y, int64_t ldy, const void* w, const uint8_t* xa, int64_t T, int64_t n, int64_t k,
+                       const int type) {
+  /* P_XSIDE must hold 2 tokens' data: 2 * nb * 40 bytes */
+  if (T == 1 || k > P_MAX_K || 2 * (k / 32) * 40 > P_XSIDE) {
+    for (int64_t t = 0; t < T; t++) decode32(y + t * ldy, w, xa + t * (k / 32) * 34, n, k, type);
+    return;
+  }
+  gemm32(y, ldy, w, xa, T, n, k, type);
+}
+
+static void matmul32_pairs(float* y, int64_t ldy, const void* w, int type, const uint8_t* xa, int64_t T, int64_t n,
+                           int64_t k) {
+  switch (type) {
+    case HEARTH_DTYPE_Q8_0: matmul32_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q8_0); break;
+    case HEARTH_DTYPE_Q4_0: matmul32_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_0); break;
+    case HEARTH_DTYPE_Q4_1: matmul32_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_1); break;
+    case HEARTH_DTYPE_Q5_0: matmul32_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q5_0); break;
+    default: matmul32_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q5_1); break;
+  }
+}

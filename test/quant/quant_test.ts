@@ -192,6 +192,31 @@ Deno.test("quant: matmul matches the float64 reference on every ISA table", () =
   for (const [t, s] of Object.entries(worst)) console.log(`  ${t}: ${s}`);
 });
 
+Deno.test("quant: a token's results are the same bits whatever T it comes with, on every table", () => {
+  // The forward pass runs a decode alone (T = 1) or beside other sequences and prompt chunks (T > 1),
+  // through different tile and GEMM paths: a seeded request must get the same tokens either way.
+  const isas = isaNames();
+  for (const t of TYPES) {
+    const dtype = QTYPES[t];
+    for (const [n, T, k] of [[13, 9, isKQuant(t) ? 768 : 800], [6, 40, isKQuant(t) ? 256 : 96]]) {
+      const w = randomBlocks(t, n, k, 31 * dtype + n);
+      const x = activations(T, k, 7 * dtype + T);
+      for (let isa = 0; isa < isas.length; isa++) {
+        const all = quantMatmul(isa, w, dtype, x, T, n, k)!;
+        for (let tt = 0; tt < T; tt++) {
+          const one = quantMatmul(isa, w, dtype, x.subarray(tt * k, (tt + 1) * k), 1, n, k)!;
+          for (let r = 0; r < n; r++) {
+            assert(
+              Object.is(all[tt * n + r], one[r]),
+              `${t} ${isas[isa]} n=${n} T=${T} k=${k}: token ${tt} row ${r}: ${all[tt * n + r]} alone ${one[r]}`,
+            );
+          }
+        }
+      }
+    }
+  }
+});
+
 Deno.test("quant: every table quantizes activations to the C table's bytes", () => {
   const isas = isaNames();
   const k = 1024, T = 3;
