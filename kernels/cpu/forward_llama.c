@@ -380,9 +380,7 @@ static void swiglu_task(void* arg, int32_t t, int32_t thread) {
   (void)thread;
   norm_job* j = (norm_job*)arg;
   const int32_t F = j->ctx->model->cfg.hidden_dim;
-  float* gate = j->ctx->hb + (size_t)t * F;
-  const float* up = j->ctx->hb2 + (size_t)t * F;
-  for (int32_t i = 0; i < F; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+  j->ctx->ops->silu_mul(j->ctx->hb + (size_t)t * F, j->ctx->hb2 + (size_t)t * F, F);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */

@@ -76,6 +76,7 @@ static inline void transpose8(__m256 r[8]) {
 #define VSUB(a, b) _mm256_sub_ps(a, b)
 #define VMUL(a, b) _mm256_mul_ps(a, b)
 #define VADD(a, b) _mm256_add_ps(a, b)
+#define VDIV(a, b) _mm256_div_ps(a, b)
 #define VREDUCE_MAX(v) hmax256(v)
 #define VEXP(x) exp256(x)
 #define VTRANSPOSE(r) transpose8(r)

@@ -68,6 +68,7 @@ static inline void transpose16(__m512 r[16]) {
 #define VSUB(a, b) _mm512_sub_ps(a, b)
 #define VMUL(a, b) _mm512_mul_ps(a, b)
 #define VADD(a, b) _mm512_add_ps(a, b)
+#define VDIV(a, b) _mm512_div_ps(a, b)
 #define VREDUCE_MAX(v) _mm512_reduce_max_ps(v)
 #define VEXP(x) exp512(x)
 #define VTRANSPOSE(r) transpose16(r)

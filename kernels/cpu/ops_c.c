@@ -79,6 +79,10 @@ static void to_f32_c(float* dst, const void* src, int32_t dtype, int64_t n) {
 }
 
 /* The reference: per row, scores of the keys it sees, then the online-softmax update of (m, l, acc). */
+static void silu_mul_c(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 static void attend_chunk_c(float* acc, float* m, float* l, const float* q, int32_t nq, int32_t hd,
                            const float* const* k, const float* const* v, int32_t nk, const int32_t* lo,
                            const int32_t* hi, float scale, float* scratch) {
@@ -112,5 +116,6 @@ const hearth_cpu_ops hearth_ops_c = {
     .dot = dot_c,
     .axpy = axpy_c,
     .to_f32 = to_f32_c,
+    .silu_mul = silu_mul_c,
     .attend_chunk = attend_chunk_c,
 };
