@@ -111,6 +111,8 @@ typedef struct {
   void (*to_f32)(float* dst, const void* src, int32_t dtype, int64_t n);
   /* gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)): SwiGLU's elementwise step */
   void (*silu_mul)(float* gate, const float* up, int64_t n);
+  /* w[i] = exp((w[i] - shift) * scale); returns the sum of the new w (the sampler's softmax weights) */
+  double (*exp_sum)(float* w, int64_t n, float shift, float scale);
   /* One chunk of blocked ("flash") attention with an online softmax. nq query rows q (nq, hd) meet
      nk <= HEARTH_ATT_KC keys k[j] and values v[j] (hd floats each, finite); row r sees only keys j in
      [lo[r], hi[r]) (its causal mask and sliding window). Per row, the running max m (nq), the running sum

@@ -83,6 +83,12 @@ static void silu_mul_c(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+static double exp_sum_c(float* w, int64_t n, float shift, float scale) {
+  double total = 0;
+  for (int64_t i = 0; i < n; i++) total += w[i] = expf((w[i] - shift) * scale);
+  return total;
+}
+
 static void attend_chunk_c(float* acc, float* m, float* l, const float* q, int32_t nq, int32_t hd,
                            const float* const* k, const float* const* v, int32_t nk, const int32_t* lo,
                            const int32_t* hi, float scale, float* scratch) {
@@ -117,5 +123,6 @@ const hearth_cpu_ops hearth_ops_c = {
     .axpy = axpy_c,
     .to_f32 = to_f32_c,
     .silu_mul = silu_mul_c,
+    .exp_sum = exp_sum_c,
     .attend_chunk = attend_chunk_c,
 };

@@ -129,13 +129,13 @@ static int32_t argmax(const float* w, int32_t vocab) {
 }
 
 /* Draws from softmax(w / temperature) restricted by top-k, top-p and min-p. */
-static int32_t draw(float* w, int32_t vocab, const hearth_sampling* s, uint64_t position, hearth_sampler_scratch* sc) {
+static int32_t draw(float* w, int32_t vocab, const hearth_sampling* s, uint64_t position, hearth_sampler_scratch* sc,
+                    const hearth_cpu_ops* ops) {
   const int32_t best = argmax(w, vocab);
   if (w[best] == -INFINITY) return best; /* everything banned: nothing sensible to draw */
   const float inv_t = 1.0f / s->temperature, mx = w[best];
-  /* Unnormalised probabilities; the best token has probability weight 1. */
-  double total = 0;
-  for (int32_t i = 0; i < vocab; i++) total += w[i] = expf((w[i] - mx) * inv_t);
+  /* Unnormalised probabilities; the best token has probability weight 1 (exp(0) is exactly 1 everywhere). */
+  const double total = ops->exp_sum(w, vocab, mx, inv_t);
   int32_t* ids = sc->ids;
   int32_t n = 0;
   const int limit_k = s->top_k > 0 && s->top_k < vocab, limit_p = s->top_p > 0 && s->top_p < 1;
@@ -205,7 +205,7 @@ static void sample_task(void* arg, int32_t seq, int32_t thread) {
   process_logits(sc->work, vocab, s, b, sc);
   /* The position the new token will take: one past the sequence's last position in this step. */
   const uint64_t position = (uint64_t)b->positions[b->seq_start[seq + 1] - 1] + 1;
-  int32_t token = s->temperature <= 0 ? argmax(sc->work, vocab) : draw(sc->work, vocab, s, position, sc);
+  int32_t token = s->temperature <= 0 ? argmax(sc->work, vocab) : draw(sc->work, vocab, s, position, sc, j->ctx->ops);
   b->out_tokens[seq] = token;
   if (s->want_logprob || (s->n_top_logprobs > 0 && b->out_top_ids && b->out_top_logprobs))
     report_logprobs(raw, vocab, token, s->n_top_logprobs, b->out_logprobs ? &b->out_logprobs[seq] : NULL,
