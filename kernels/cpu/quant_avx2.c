@@ -150,28 +150,32 @@ QI void pair_scales4(const uint8_t* b0, const uint8_t* b1, const uint8_t* b2, co
   *s23 = _mm256_permutevar8x32_ps(f8, _mm256_set_epi32(3, 2, 3, 2, 3, 2, 3, 2));
 }
 
+/* Folds two vectors of 32-bit words into one whose even words hold a's words 2j and 2j + 1 added, its odd
+   words b's (added as two int16 halves, wide = 0, or as int32, wide = 1): two blends, a word swap, an add.
+   Every sum stays within its type: int16 halves of 4- and 5-bit codes reach 2 * 2 * 31 * 127. */
+QI __m256i pair_fold(__m256i a, __m256i b, const int wide) {
+  const __m256i keep = _mm256_blend_epi32(a, b, 0xAA);                        /* a0 b1 a2 b3 ... */
+  const __m256i swap = _mm256_shuffle_epi32(_mm256_blend_epi32(b, a, 0xAA), 0xB1); /* a1 b0 a3 b2 ... */
+  return wide ? _mm256_add_epi32(keep, swap) : _mm256_add_epi16(keep, swap);
+}
+
 /* Lanes of rows a, b in the layout above: the 32 byte products of each with its token x. For Q8_0, ua/ub
    are the signed weights (their signs move onto x); else unsigned codes. */
 QI __m256i pair_dot(__m256i ua, __m256i ub, __m256i x, const int type) {
   const __m256i ones = _mm256_set1_epi16(1);
   if (small_codes(type)) {
     const __m256i pa = _mm256_maddubs_epi16(ua, x), pb = _mm256_maddubs_epi16(ub, x);
-    /* int16 k of fa = pa[k] + pa[k + 2], kept at k = 0, 1 (mod 4); fb = pb[k] + pb[k - 2] at k = 2, 3 */
-    const __m256i fa = _mm256_add_epi16(pa, _mm256_srli_si256(pa, 4)), fb = _mm256_add_epi16(pb, _mm256_slli_si256(pb, 4));
-    return _mm256_madd_epi16(_mm256_blend_epi32(fa, fb, 0xAA), ones);
+    return _mm256_madd_epi16(pair_fold(pa, pb, 0), ones);
   }
   const __m256i pa = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(ua), _mm256_sign_epi8(x, ua)), ones);
   const __m256i pb = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(ub), _mm256_sign_epi8(x, ub)), ones);
-  /* int32 lane 2j of fa = pa[2j] + pa[2j + 1]; lane 2j + 1 of fb = pb[2j + 1] + pb[2j] */
-  return _mm256_blend_epi32(_mm256_add_epi32(pa, _mm256_srli_epi64(pa, 32)),
-                            _mm256_add_epi32(pb, _mm256_slli_epi64(pb, 32)), 0xAA);
+  return pair_fold(pa, pb, 1);
 }
 
 /* sum(x) * c over each lane's 8 codes, in the pair layout (both rows' lanes the same). */
 QI __m256i pair_xsum(__m256i x, char c) {
   const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(c), x), _mm256_set1_epi16(1));
-  return _mm256_blend_epi32(_mm256_add_epi32(s, _mm256_srli_epi64(s, 32)), _mm256_add_epi32(s, _mm256_slli_epi64(s, 32)),
-                            0xAA);
+  return pair_fold(s, s, 1);
 }
 
 /* The token-side term of a block: -offset * sum(x) as int32 lanes (offset types), or sum(x) * d_x as f32
