@@ -185,36 +185,66 @@ for (const clients of levels) {
   console.error(JSON.stringify(row));
 }
 
-// HTTP+SSE overhead: one stream of 128 tokens through the server vs the engine in this process.
-const decodeViaHttp = async () => {
-  const r = await (async () => {
-    const res = await streamOne(2); // the 128-token member of the mix
-    return res;
-  })();
-  return r.gaps.reduce((a, b) => a + b, 0) / r.gaps.length;
-};
-const httpMsPerToken: number[] = [];
-for (let k = 0; k < 3; k++) httpMsPerToken.push(await decodeViaHttp());
-child.kill("SIGTERM");
-await child.status;
-await Deno.remove(xdg, { recursive: true }).catch(() => {});
-
+// HTTP+SSE overhead: one stream of 128 tokens through the server against the same request on an engine
+// in this process, alternated 5 times (the other side idle meanwhile), so that load from elsewhere on a
+// shared machine falls on both alike.
 const engine = await Engine.load(dir, { threads, quantize: "q8_0", maxModelLen: 2048 });
-const engineMsPerToken: number[] = [];
-for (let k = 0; k < 3; k++) {
-  const ids = Array.from({ length: 40 }, (_, i) => (i * 97 + k) % 49152);
+const OVERHEAD_PROMPT = Array.from({ length: 40 }, (_, i) => 300 + ((i * 97) % 40000));
+const meanGap = (gaps: number[]) => gaps.reduce((a, b) => a + b, 0) / gaps.length;
+async function viaHttp(k: number): Promise<number> {
+  const res = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      prompt: OVERHEAD_PROMPT,
+      max_tokens: 128,
+      ignore_eos: true,
+      temperature: 0.7,
+      seed: k,
+      stream: true,
+    }),
+  });
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let last = 0, buf = "";
+  const gaps: number[] = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let at;
+    while ((at = buf.indexOf("\n\n")) >= 0) {
+      const event = buf.slice(0, at);
+      buf = buf.slice(at + 2);
+      if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
+      const now = performance.now();
+      if (last) gaps.push(now - last);
+      last = now;
+    }
+  }
+  return meanGap(gaps);
+}
+async function inProcess(k: number): Promise<number> {
   let last = 0;
   const gaps: number[] = [];
   for await (
-    const _ of engine.generate(ids, { maxTokens: 128, ignoreEos: true, temperature: 0.7, seed: k })
+    const _ of engine.generate(OVERHEAD_PROMPT, { maxTokens: 128, ignoreEos: true, temperature: 0.7, seed: k })
   ) {
     const now = performance.now();
     if (last) gaps.push(now - last);
     last = now;
   }
-  engineMsPerToken.push(gaps.reduce((a, b) => a + b, 0) / gaps.length);
+  return meanGap(gaps);
+}
+const httpMsPerToken: number[] = [], engineMsPerToken: number[] = [];
+await inProcess(99); // warm up
+for (let k = 0; k < 5; k++) {
+  httpMsPerToken.push(await viaHttp(k));
+  engineMsPerToken.push(await inProcess(k));
 }
 await engine.close();
+child.kill("SIGTERM");
+await child.status;
+await Deno.remove(xdg, { recursive: true }).catch(() => {});
 const httpMs = percentile(httpMsPerToken, 50), engineMs = percentile(engineMsPerToken, 50);
 const overhead = (httpMs - engineMs) / engineMs;
 
