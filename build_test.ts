@@ -1,5 +1,16 @@
 import { assert, assertEquals, assertRejects } from "./test/assert.ts";
-import { buildCpuLibrary, compileArgs, compileBinary, cpuUnits, libraryFileName } from "./build.ts";
+import {
+  buildCpuLibrary,
+  compileArgs,
+  compileBinary,
+  cpuUnits,
+  CUDA_ARCHS,
+  CUDA_LIBRARY,
+  CUDA_UNITS,
+  cudaCommands,
+  fetchedNvccPath,
+  libraryFileName,
+} from "./build.ts";
 
 const ROOT = new URL(".", import.meta.url).pathname;
 
@@ -115,5 +126,86 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test("build: the CUDA library's command lines (every unit, sm_80/86/89/90 + PTX, static cudart)", () => {
+  const c = cudaCommands({ nvcc: "/x/nvcc", cc: "cc", outDir: "/o" });
+  assertEquals(CUDA_ARCHS, ["80", "86", "89", "90"]);
+  assertEquals(c.library, `/o/${CUDA_LIBRARY}`);
+  assertEquals(c.compile.length, CUDA_UNITS.length + 1);
+  for (const [i, u] of CUDA_UNITS.entries()) {
+    const a = c.compile[i].args;
+    assertEquals(c.compile[i].cmd, "/x/nvcc");
+    assertEquals(a.slice(-3), [`${ROOT}kernels/cuda/${u}`, "-o", `/o/obj-cuda/${u}.o`]);
+    for (const arch of CUDA_ARCHS) {
+      const k = a.indexOf(`arch=compute_${arch},code=sm_${arch}`);
+      assert(k > 0 && a[k - 1] === "-gencode", `${u}: sm_${arch}`);
+    }
+    assert(a.includes("arch=compute_90,code=compute_90"), "PTX of the newest target for later GPUs");
+    assert(a.includes("-O3") && a.includes("-std=c++17"));
+    assert(a.includes("-fPIC,-fvisibility=hidden"), "only HEARTH_API symbols are exported");
+  }
+  // The CPU backend's row converters come along, compiled by the C compiler.
+  const q = c.compile.at(-1)!;
+  assertEquals(q.cmd, "cc");
+  assert(q.args.includes(`${ROOT}kernels/cpu/quant.c`) && q.args.includes("-fvisibility=hidden"));
+  const l = c.link.args;
+  assertEquals(c.link.cmd, "/x/nvcc");
+  assert(l.includes("-shared"));
+  assertEquals(l[l.indexOf("-cudart") + 1], "static", "cudart linked statically: only the driver is needed");
+  assertEquals(l[l.indexOf("-o") + 1], `/o/${CUDA_LIBRARY}.tmp`, "linked then renamed, as the CPU library");
+  for (const u of CUDA_UNITS) assert(l.includes(`/o/obj-cuda/${u}.o`));
+  // A smaller target list (CI compile-checks one) changes only the -gencode pairs.
+  const one = cudaCommands({ nvcc: "nvcc", cc: "cc", outDir: "/o", archs: ["80"] }).compile[0].args;
+  assert(one.includes("arch=compute_80,code=sm_80") && !one.some((x) => x.includes("sm_90")));
+  assert(one.includes("arch=compute_80,code=compute_80"));
+});
+
+Deno.test("build: scripts/fetch_nvcc.sh installs where build.ts looks", () => {
+  const env = (n: string) => ({ HOME: "/h" } as Record<string, string>)[n];
+  assertEquals(fetchedNvccPath(env), "/h/.cache/hearth/cuda-13.0.88/nvidia/cu13/bin/nvcc");
+  const script = Deno.readTextFileSync(`${ROOT}scripts/fetch_nvcc.sh`);
+  assert(script.includes('VERSION="${HEARTH_CUDA_WHEELS:-13.0.88}"'), "the same pinned version");
+  assert(script.includes('NVCC="$DEST/nvidia/cu13/bin/nvcc"'));
+});
+
+Deno.test({
+  name:
+    "build: lib/libhearth_cuda.so (when built) exports every symbol the binding opens, and the CUDA probes",
+  ignore: (() => {
+    try {
+      return !Deno.statSync(`${ROOT}lib/${CUDA_LIBRARY}`).isFile || !onPath("nm");
+    } catch {
+      return true;
+    }
+  })(),
+  fn: async () => {
+    const nm = await new Deno.Command("nm", {
+      args: ["-D", "--defined-only", `${ROOT}lib/${CUDA_LIBRARY}`],
+      stdout: "piped",
+    }).output();
+    assert(nm.success);
+    const lines = new TextDecoder().decode(nm.stdout).split("\n").map((l) => l.trim().split(/\s+/));
+    const text = new Set(lines.filter((l) => l[1] === "T").map((l) => l[2]));
+    for (
+      const s of [
+        ...boundSymbols(),
+        "hearth_cuda_device_count",
+        "hearth_cuda_device_info",
+        "hearth_cuda_use_device",
+      ]
+    ) {
+      assert(text.has(s), `${s} is not exported by the CUDA library`);
+    }
+    for (const s of text) assert(s.startsWith("hearth_"), `${s}: only hearth_* symbols are exported`);
+    // It loads without a GPU or driver, and says there is no device rather than failing.
+    const lib = Deno.dlopen(`${ROOT}lib/${CUDA_LIBRARY}`, {
+      hearth_cuda_device_count: { parameters: [], result: "i32" },
+      hearth_abi_version: { parameters: [], result: "i32" },
+    });
+    assertEquals(lib.symbols.hearth_abi_version(), 1);
+    assert(lib.symbols.hearth_cuda_device_count() >= 0);
+    lib.close();
   },
 });

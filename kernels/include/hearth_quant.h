@@ -35,6 +35,19 @@
 
 #include "hearth.h"
 
+/* The same header serves nvcc (C++): static_assert there, and the inline helpers below callable from
+   device code too. Nothing here changes a layout. */
+#ifdef __cplusplus
+#define HEARTH_QUANT_STATIC_ASSERT static_assert
+#else
+#define HEARTH_QUANT_STATIC_ASSERT _Static_assert
+#endif
+#ifdef __CUDACC__
+#define HEARTH_QUANT_FN static inline __host__ __device__
+#else
+#define HEARTH_QUANT_FN static inline
+#endif
+
 #define HEARTH_QK32 32
 #define HEARTH_QK_K 256
 
@@ -114,30 +127,30 @@ typedef struct {
   int16_t bsums[16];
 } hearth_block_q8_k;
 
-_Static_assert(sizeof(hearth_block_q8_0) == 34, "q8_0 block");
-_Static_assert(sizeof(hearth_block_q4_0) == 18, "q4_0 block");
-_Static_assert(sizeof(hearth_block_q4_1) == 20, "q4_1 block");
-_Static_assert(sizeof(hearth_block_q5_0) == 22, "q5_0 block");
-_Static_assert(sizeof(hearth_block_q5_1) == 24, "q5_1 block");
-_Static_assert(sizeof(hearth_block_q2_k) == 84, "q2_k block");
-_Static_assert(sizeof(hearth_block_q3_k) == 110, "q3_k block");
-_Static_assert(sizeof(hearth_block_q4_k) == 144, "q4_k block");
-_Static_assert(sizeof(hearth_block_q5_k) == 176, "q5_k block");
-_Static_assert(sizeof(hearth_block_q6_k) == 210, "q6_k block");
-_Static_assert(sizeof(hearth_block_q8_k) == 292, "q8_k block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q8_0) == 34, "q8_0 block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q4_0) == 18, "q4_0 block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q4_1) == 20, "q4_1 block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q5_0) == 22, "q5_0 block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q5_1) == 24, "q5_1 block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q2_k) == 84, "q2_k block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q3_k) == 110, "q3_k block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q4_k) == 144, "q4_k block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q5_k) == 176, "q5_k block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q6_k) == 210, "q6_k block");
+HEARTH_QUANT_STATIC_ASSERT(sizeof(hearth_block_q8_k) == 292, "q8_k block");
 
 /* True for the block-quantized dtypes (Q8_0 .. Q6_K). */
-static inline int hearth_dtype_is_quantized(int32_t dtype) {
+HEARTH_QUANT_FN int hearth_dtype_is_quantized(int32_t dtype) {
   return dtype >= HEARTH_DTYPE_Q8_0 && dtype <= HEARTH_DTYPE_Q6_K;
 }
 
 /* True for the K-quants (256-element super-blocks, Q8_K activations). */
-static inline int hearth_dtype_is_k_quant(int32_t dtype) {
+HEARTH_QUANT_FN int hearth_dtype_is_k_quant(int32_t dtype) {
   return dtype >= HEARTH_DTYPE_Q2_K && dtype <= HEARTH_DTYPE_Q6_K;
 }
 
 /* Elements per block: 32 or 256 for the quantized types, 1 for F32/F16/BF16, 0 for an unknown dtype. */
-static inline int64_t hearth_quant_block_elems(int32_t dtype) {
+HEARTH_QUANT_FN int64_t hearth_quant_block_elems(int32_t dtype) {
   switch (dtype) {
     case HEARTH_DTYPE_F32:
     case HEARTH_DTYPE_F16:
@@ -157,7 +170,7 @@ static inline int64_t hearth_quant_block_elems(int32_t dtype) {
 }
 
 /* Bytes per block (per element for F32/F16/BF16), 0 for an unknown dtype. */
-static inline int64_t hearth_quant_block_bytes(int32_t dtype) {
+HEARTH_QUANT_FN int64_t hearth_quant_block_bytes(int32_t dtype) {
   switch (dtype) {
     case HEARTH_DTYPE_F32: return 4;
     case HEARTH_DTYPE_F16:
@@ -177,20 +190,20 @@ static inline int64_t hearth_quant_block_bytes(int32_t dtype) {
 }
 
 /* Bytes of one row of n elements; 0 when n is negative, not a multiple of the block, or dtype unknown. */
-static inline int64_t hearth_quant_row_bytes(int32_t dtype, int64_t n) {
+HEARTH_QUANT_FN int64_t hearth_quant_row_bytes(int32_t dtype, int64_t n) {
   int64_t qk = hearth_quant_block_elems(dtype);
   if (qk == 0 || n < 0 || n % qk != 0) return 0;
   return n / qk * hearth_quant_block_bytes(dtype);
 }
 
 /* 1 / d for quantizing with scale d: 0 for d = 0 and where 1 / d overflows (max |x| below ~4e-37). */
-static inline float hearth_quant_inverse(float d) {
+HEARTH_QUANT_FN float hearth_quant_inverse(float d) {
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   return id <= 3.4e38f ? id : 0.0f;
 }
 
 /* The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K super-block, from its 12 scale bytes. */
-static inline void hearth_q4k_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
+HEARTH_QUANT_FN void hearth_q4k_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
   if (j < 4) {
     *sc = s[j] & 63;
     *m = s[j + 4] & 63;
@@ -201,7 +214,7 @@ static inline void hearth_q4k_scale_min(const uint8_t* s, int j, uint8_t* sc, ui
 }
 
 /* The signed scale of sub-block j (0..15) of a Q3_K super-block, from its 12 scale bytes. */
-static inline int hearth_q3k_scale(const uint8_t* s, int j) {
+HEARTH_QUANT_FN int hearth_q3k_scale(const uint8_t* s, int j) {
   int lo = j < 8 ? (s[j] & 15) : (s[j - 8] >> 4);
   int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
   return (lo | (hi << 4)) - 32;

@@ -101,12 +101,17 @@ export async function resolveAuthToken(
   return { token: generateToken(), publish: true };
 }
 
-/** Checks `--device`: only the CPU backend exists so far. */
-export function checkDevice(device: string): void {
-  if (device.startsWith("cuda")) {
-    throw new ConfigError(
-      `device ${device}: CUDA backend not built (this build serves on the CPU; use --device cpu)`,
-    );
+/**
+ * Checks `--device` before anything loads: `cuda[:N]` must name a usable CUDA device (the CUDA library
+ * is opened to see); `auto` and `cpu` always pass (auto falls back to the CPU).
+ */
+export async function checkDevice(device: string): Promise<void> {
+  const { parseDevice, resolveDevice } = await import("../native/device.ts");
+  try {
+    const want = parseDevice(device);
+    if (want !== "auto" && want.kind === "cuda") await resolveDevice(want);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
   }
 }
 
@@ -133,7 +138,7 @@ export async function serve(argv: string[]): Promise<number> {
       values as Partial<Record<ServerConfigKey, unknown>>,
       configPath ?? "config",
     );
-    checkDevice(config.device);
+    await checkDevice(config.device);
   } catch (err) {
     if (err instanceof FlagError || err instanceof ConfigError) {
       console.error(`hearth serve: ${err.message}\n${USAGE} (--help lists the options)`);
@@ -178,6 +183,7 @@ export async function serve(argv: string[]): Promise<number> {
       described.generation,
       config.model,
       {
+        device: config.device,
         dtype: dtype as "auto",
         threads,
         maxModelLen: config.maxModelLen,
@@ -191,6 +197,7 @@ export async function serve(argv: string[]): Promise<number> {
         warn: (message) => logger.warn(message),
       },
     );
+    logger.info(`serving on ${generator.info.device} in ${generator.info.dtype}`);
     if (config.quantize) {
       const mem = generator.memory();
       const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;

@@ -7,6 +7,13 @@
  */
 import type { DType, GenerationDefaults, ModelDescription } from "../model/description.ts";
 import { LogitsMode, NativeContext, NativeModel, StepBatch } from "../native/hearth.ts";
+import {
+  defaultDtype,
+  defaultGpuKvCacheBytes,
+  type Device,
+  deviceName,
+  resolveDevice,
+} from "../native/device.ts";
 import { KvBlockAllocator } from "./kv_allocator.ts";
 import { Scheduler } from "./scheduler.ts";
 import { Sequence } from "./sequence.ts";
@@ -22,7 +29,12 @@ import {
 
 /** How to size the engine. Everything has a default. */
 export interface EngineOptions {
-  /** Weight dtype to compute with; "auto" keeps what the files store. */
+  /**
+   * Where to run: "auto" (default: cuda:0 when the CUDA library loads and a device is there, else the
+   * CPU), "cpu", "cuda" or "cuda:N".
+   */
+  device?: string | Device;
+  /** Weight dtype to compute with; "auto" keeps what the files store (on a GPU: bf16, or f16). */
   dtype?: DType | "auto";
   /** Quantize the weight matrices at load (q4_k falls back to q4_0 where rows are no multiple of 256). */
   quantize?: "q8_0" | "q4_0" | "q4_k";
@@ -34,8 +46,9 @@ export interface EngineOptions {
   kvCacheTokens?: number;
   /**
    * Bytes for the KV cache when kvCacheTokens is not given (default: a quarter of the memory available
-   * at load, at most 4 GiB). Pages are touched only as blocks are first used, so a large cache costs
-   * memory only when many long sequences fill it.
+   * at load, at most 4 GiB; on a GPU a quarter of its free memory, at most 8 GiB). On the CPU pages are
+   * touched only as blocks are first used, so a large cache costs memory only when many long sequences
+   * fill it.
    */
   kvCacheBytes?: number;
   /** Tokens per KV block (default 16). */
@@ -126,6 +139,7 @@ export class Engine implements TextGenerator {
     opts: EngineOptions = {},
   ): Promise<Engine> {
     const c = desc.config;
+    const where = await resolveDevice(opts.device ?? "auto");
     const blockSize = opts.kvBlockSize ?? 16;
     const bytesPerToken = 2 * c.nLayers * c.nKvHeads * c.headDim * 4;
     let maxContext = Math.min(opts.maxModelLen ?? c.maxSeqLen, c.maxSeqLen);
@@ -136,7 +150,10 @@ export class Engine implements TextGenerator {
       Math.max(
         blockSize,
         Math.min(
-          Math.floor((opts.kvCacheBytes ?? defaultKvCacheBytes()) / bytesPerToken),
+          Math.floor(
+            (opts.kvCacheBytes ?? (where.cuda ? defaultGpuKvCacheBytes(where.cuda) : defaultKvCacheBytes())) /
+              bytesPerToken,
+          ),
           maxContext * maxBatchSeqs,
         ),
       );
@@ -153,9 +170,11 @@ export class Engine implements TextGenerator {
       );
       maxContext = numBlocks * blockSize;
     }
+    const asked = opts.quantize ?? opts.dtype ?? "auto";
     const model = await NativeModel.load(
       { ...desc, config: { ...c, maxSeqLen: maxContext } },
-      opts.quantize ?? opts.dtype ?? "auto",
+      asked === "auto" ? defaultDtype(where, desc.storedDtype) : asked,
+      where.device,
     );
     let ctx: NativeContext;
     try {
@@ -181,6 +200,7 @@ export class Engine implements TextGenerator {
       bosTokenId: generation.bosTokenId ?? c.bosTokenId,
       defaults: defaultsFromGeneration(generation),
       dtype: model.dtype,
+      device: deviceName(where.device) + (where.cuda ? ` (${where.cuda.name})` : ""),
     };
     const scheduler = new Scheduler(new KvBlockAllocator(numBlocks, blockSize), {
       maxBatchTokens,

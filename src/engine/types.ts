@@ -99,6 +99,8 @@ export interface EngineInfo {
   defaults: Partial<GenerateParams>;
   /** Weight dtype actually computed with, e.g. "bf16". */
   dtype: string;
+  /** Where the model runs: "cpu", or "cuda:N (its name)". */
+  device?: string;
 }
 
 /** Counters and gauges of the engine's scheduler and KV cache, for logs and /metrics. */

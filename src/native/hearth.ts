@@ -1,7 +1,12 @@
 /**
- * The Deno.dlopen binding of the native library: the one file that knows the C symbols and struct
+ * The Deno.dlopen binding of the native libraries: the one file that knows the C symbols and struct
  * layouts of kernels/include/hearth.h. Everything above it speaks {@link NativeModel},
  * {@link NativeContext} and {@link StepBatch}.
+ *
+ * Two libraries implement the same symbols: lib/libhearth.so (the CPU backend) and
+ * lib/libhearth_cuda.so (the CUDA backend, which adds the `hearth_cuda_*` device probes). The CUDA one is
+ * opened only when a CUDA device is asked for or probed ({@link cudaDevices}), so a CPU-only machine
+ * never needs CUDA.
  *
  * @module
  */
@@ -12,7 +17,8 @@ import {
   TensorRole,
   type WeightDType,
 } from "../model/description.ts";
-import { libraryFileName } from "../../build.ts";
+import { CUDA_LIBRARY, libraryFileName } from "../../build.ts";
+import type { Device } from "./device.ts";
 
 const ERR_LEN = 2048;
 
@@ -53,6 +59,17 @@ const SYMBOLS = {
   hearth_context_free: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
+/** The CUDA library's own exports (kernels/cuda/model.cu), on top of {@link SYMBOLS}. */
+const CUDA_SYMBOLS = {
+  ...SYMBOLS,
+  hearth_cuda_device_count: { parameters: [], result: "i32" },
+  hearth_cuda_device_info: {
+    parameters: ["i32", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  hearth_cuda_use_device: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
 /** ABI version this binding was written for (HEARTH_ABI_VERSION). */
 export const ABI_VERSION = 1;
 
@@ -71,23 +88,31 @@ export class NativeError extends Error {
 }
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+type CudaLib = Deno.DynamicLibrary<typeof CUDA_SYMBOLS>["symbols"];
 let lib: Lib | null = null;
+let cudaLib: CudaLib | null = null;
+let cudaLoadError: string | null = null;
+
+/** The backends a library exists for. */
+export type Backend = "cpu" | "cuda";
 
 /**
- * Where the library is: $HEARTH_LIB, else lib/ beside the sources. Inside a `deno compile` binary the
- * embedded copy is written out to a cache file first, since dlopen needs a real file.
+ * Where a backend's library is: $HEARTH_LIB (CPU) or $HEARTH_CUDA_LIB (CUDA), else lib/ beside the
+ * sources. Inside a `deno compile` binary the embedded copy is written out to a cache file first, since
+ * dlopen needs a real file.
  */
-async function libraryPath(): Promise<string> {
-  const fromEnv = Deno.env.get("HEARTH_LIB");
+async function libraryPath(backend: Backend): Promise<string> {
+  const fromEnv = Deno.env.get(backend === "cpu" ? "HEARTH_LIB" : "HEARTH_CUDA_LIB");
   if (fromEnv) return fromEnv;
-  const path = new URL(`../../lib/${libraryFileName()}`, import.meta.url).pathname;
+  const name = backend === "cpu" ? libraryFileName() : CUDA_LIBRARY;
+  const path = new URL(`../../lib/${name}`, import.meta.url).pathname;
   if (!import.meta.url.includes("/deno-compile-")) return path;
   const bytes = await Deno.readFile(path);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   const tag = Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
   const home = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
   const dir = `${home}/hearth/lib`;
-  const out = `${dir}/${tag}-${libraryFileName()}`;
+  const out = `${dir}/${tag}-${name}`;
   try {
     await Deno.stat(out);
   } catch {
@@ -98,31 +123,117 @@ async function libraryPath(): Promise<string> {
   return out;
 }
 
-/** Opens the native library once. Fails with a message that says how to build it. */
-export async function openLibrary(): Promise<Lib> {
-  if (lib) return lib;
-  const path = await libraryPath();
-  let opened: Deno.DynamicLibrary<typeof SYMBOLS>;
+function openChecked<S extends Deno.ForeignLibraryInterface>(
+  path: string,
+  symbols: S,
+  hint: string,
+): Deno.DynamicLibrary<S> {
+  let opened: Deno.DynamicLibrary<S>;
   try {
-    opened = Deno.dlopen(path, SYMBOLS);
+    opened = Deno.dlopen(path, symbols);
   } catch (e) {
-    throw new Error(
-      `cannot load the native library ${path}: ${(e as Error).message}. Build it with \`deno task build\`.`,
-    );
+    throw new Error(`cannot load the native library ${path}: ${(e as Error).message}. ${hint}`);
   }
-  const abi = opened.symbols.hearth_abi_version();
+  const abi = (opened.symbols as unknown as Lib).hearth_abi_version();
   if (abi !== ABI_VERSION) {
     opened.close();
     throw new Error(`native library ${path} has ABI ${abi}, this program needs ${ABI_VERSION}: rebuild it`);
   }
-  lib = opened.symbols;
+  return opened;
+}
+
+/** Opens the CPU library once. Fails with a message that says how to build it. */
+export async function openLibrary(): Promise<Lib> {
+  if (lib) return lib;
+  const path = await libraryPath("cpu");
+  lib = openChecked(path, SYMBOLS, "Build it with `deno task build`.").symbols;
   return lib;
+}
+
+/** Opens the CUDA library once (its failure is remembered: {@link cudaUnavailableReason}). */
+export async function openCudaLibrary(): Promise<CudaLib> {
+  if (cudaLib) return cudaLib;
+  if (cudaLoadError) throw new Error(cudaLoadError);
+  try {
+    const path = await libraryPath("cuda");
+    cudaLib = openChecked(
+      path,
+      CUDA_SYMBOLS,
+      "Build it with `deno task build` on a machine with nvcc (bash scripts/fetch_nvcc.sh installs one).",
+    ).symbols;
+  } catch (e) {
+    cudaLoadError = (e as Error).message;
+    throw e;
+  }
+  return cudaLib;
+}
+
+/** The library of a backend. */
+export function openBackend(backend: Backend): Promise<Lib> {
+  return backend === "cpu" ? openLibrary() : openCudaLibrary();
 }
 
 /** The instruction set the CPU kernels use ("avx512", "avx2" or "c"). */
 export async function cpuIsa(): Promise<string> {
   const l = await openLibrary();
   return Deno.UnsafePointerView.getCString(l.hearth_cpu_isa()!);
+}
+
+/** What the CUDA library reports about one device. */
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  totalBytes: number;
+  freeBytes: number;
+  /** Compute capability, e.g. 9.0 as [9, 0]. */
+  capability: [number, number];
+  multiprocessors: number;
+  memoryBusBits: number;
+  memoryClockKhz: number;
+  l2Bytes: number;
+  /** bf16 tensor cores: compute capability 8.0 and up. */
+  bf16: boolean;
+}
+
+/**
+ * The CUDA devices the driver shows, through lib/libhearth_cuda.so; [] when the library is not built or
+ * cannot load, or there is no driver or device ({@link cudaUnavailableReason} says which).
+ */
+export async function cudaDevices(): Promise<CudaDeviceInfo[]> {
+  let l: CudaLib;
+  try {
+    l = await openCudaLibrary();
+  } catch {
+    return [];
+  }
+  const n = l.hearth_cuda_device_count();
+  const out: CudaDeviceInfo[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = new Uint8Array(256), info = new BigInt64Array(8), err = new Uint8Array(ERR_LEN);
+    const rc = l.hearth_cuda_device_info(i, name, 256n, new Uint8Array(info.buffer), err, BigInt(ERR_LEN));
+    if (rc < 0) continue;
+    const v = Array.from(info, Number);
+    out.push({
+      index: i,
+      name: errorText(name),
+      totalBytes: v[0],
+      freeBytes: v[1],
+      capability: [v[2], v[3]],
+      multiprocessors: v[4],
+      memoryBusBits: v[5],
+      memoryClockKhz: v[6],
+      l2Bytes: v[7],
+      bf16: v[2] >= 8,
+    });
+  }
+  return out;
+}
+
+/** Why no CUDA device is usable: the library's load error, or "no CUDA device"; null when one is. */
+export async function cudaUnavailableReason(): Promise<string | null> {
+  if ((await cudaDevices()).length > 0) return null;
+  if (cudaLoadError) return cudaLoadError;
+  return "the CUDA library loaded, but the driver shows no CUDA device";
 }
 
 const encoder = new TextEncoder();
@@ -161,11 +272,24 @@ export function encodeModelConfig(c: ModelConfig): Uint8Array<ArrayBuffer> {
   return new Uint8Array(buf);
 }
 
-/** A model living in native memory. Free it with {@link NativeModel.free}. */
+/** A model living in native memory (host or device). Free it with {@link NativeModel.free}. */
 export class NativeModel {
   #ptr: Deno.PointerValue;
-  private constructor(ptr: Deno.PointerValue, readonly config: ModelConfig, readonly dtype: WeightDType) {
+  readonly #lib: Lib;
+  private constructor(
+    ptr: Deno.PointerValue,
+    lib: Lib,
+    readonly config: ModelConfig,
+    readonly dtype: WeightDType,
+    readonly device: Device,
+  ) {
     this.#ptr = ptr;
+    this.#lib = lib;
+  }
+
+  /** The library this model lives in, for {@link NativeContext}. */
+  get library(): Lib {
+    return this.#lib;
   }
 
   /** The raw pointer, for {@link NativeContext}. */
@@ -176,11 +300,20 @@ export class NativeModel {
 
   /**
    * Builds the native model from a description: maps the files, records every tensor, converts to
-   * `dtype` (or keeps the stored dtypes for "auto"). On failure nothing stays allocated.
+   * `dtype` (or keeps the stored dtypes for "auto"), on `device` (default the CPU; a CUDA device gets
+   * the weights uploaded once). On failure nothing stays allocated.
    */
-  static async load(desc: ModelDescription, dtype: WeightDType | "auto"): Promise<NativeModel> {
-    const l = await openLibrary();
+  static async load(
+    desc: ModelDescription,
+    dtype: WeightDType | "auto",
+    device: Device = { kind: "cpu" },
+  ): Promise<NativeModel> {
+    const l = await openBackend(device.kind);
     const err = new Uint8Array(ERR_LEN);
+    if (device.kind === "cuda") {
+      const rc = (l as CudaLib).hearth_cuda_use_device(device.index, err, BigInt(ERR_LEN));
+      if (rc < 0) throw new NativeError(errorText(err), rc);
+    }
     const invFreq = new Float32Array(desc.config.ropeInvFreq);
     const ptr = l.hearth_model_new(
       encodeModelConfig(desc.config),
@@ -223,21 +356,21 @@ export class NativeModel {
       l.hearth_model_free(ptr);
       throw e;
     }
-    return new NativeModel(ptr, desc.config, dtype === "auto" ? desc.storedDtype : dtype);
+    return new NativeModel(ptr, l, desc.config, dtype === "auto" ? desc.storedDtype : dtype, device);
   }
 
-  /** Bytes of weights converted into the model's own memory. */
+  /** Bytes of weights converted into the model's own memory (on a CUDA device: all of them, there). */
   ownedBytes(): number {
-    return Number(lib!.hearth_model_owned_bytes(this.pointer));
+    return Number(this.#lib.hearth_model_owned_bytes(this.pointer));
   }
 
   /** Bytes of the mapped files. */
   mappedBytes(): number {
-    return Number(lib!.hearth_model_mapped_bytes(this.pointer));
+    return Number(this.#lib.hearth_model_mapped_bytes(this.pointer));
   }
 
   free(): void {
-    if (this.#ptr) lib!.hearth_model_free(this.#ptr);
+    if (this.#ptr) this.#lib.hearth_model_free(this.#ptr);
     this.#ptr = null;
   }
 }
@@ -260,19 +393,19 @@ export class NativeContext {
     this.#ptr = ptr;
   }
 
-  static async create(model: NativeModel, o: ContextOptions): Promise<NativeContext> {
-    const l = await openLibrary();
+  static create(model: NativeModel, o: ContextOptions): Promise<NativeContext> {
+    const l = model.library;
     const buf = new Int32Array(8);
     buf.set([o.threads, o.kvBlockSize, o.kvNumBlocks, o.maxBatchTokens, o.maxBatchSeqs, o.maxBlocksPerSeq]);
     const err = new Uint8Array(ERR_LEN);
     const ptr = l.hearth_context_new(model.pointer, new Uint8Array(buf.buffer), err, BigInt(ERR_LEN));
-    if (!ptr) throw new NativeError(errorText(err), -1);
-    return new NativeContext(ptr, model, o);
+    if (!ptr) return Promise.reject(new NativeError(errorText(err), -1));
+    return Promise.resolve(new NativeContext(ptr, model, o));
   }
 
   /** Bytes of the KV cache. */
   kvBytes(): number {
-    return Number(lib!.hearth_context_kv_bytes(this.#ptr));
+    return Number(this.model.library.hearth_context_kv_bytes(this.#ptr));
   }
 
   /** Runs one forward step on a worker thread; outputs land in the batch's out arrays. */
@@ -282,7 +415,7 @@ export class NativeContext {
     this.#busy = true;
     try {
       const err = batch.errorBuffer;
-      const rc = await lib!.hearth_step(this.#ptr, batch.encode(), err, BigInt(err.length));
+      const rc = await this.model.library.hearth_step(this.#ptr, batch.encode(), err, BigInt(err.length));
       if (rc < 0) throw new NativeError(errorText(err), rc);
     } finally {
       this.#busy = false;
@@ -291,7 +424,7 @@ export class NativeContext {
 
   free(): void {
     if (this.#busy) throw new Error("cannot free a context while a step runs");
-    if (this.#ptr) lib!.hearth_context_free(this.#ptr);
+    if (this.#ptr) this.model.library.hearth_context_free(this.#ptr);
     this.#ptr = null;
   }
 }

@@ -15,7 +15,7 @@ export const DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024;
 
 const stringList = z.union([z.string().transform((s) => [s]), z.array(z.string())]);
 
-/** Device names accepted now; CUDA is recognised so that it can be refused clearly. */
+/** Device names: auto (CUDA when there, else the CPU), cpu, cuda or cuda:N. */
 const DEVICE_PATTERN = /^(auto|cpu|cuda(:\d+)?)$/;
 
 /** The YAML / flag schema, keyed as the file spells it. Strict: unknown keys are errors. */
