@@ -44,6 +44,11 @@ static void matmul_task(void* arg, int32_t task, int32_t thread) {
   const hearth_weight* w = j->w[i];
   int64_t r0 = (int64_t)(task - j->first_task[i]) * j->rows_per_task[i];
   int64_t n = w->rows - r0 < j->rows_per_task[i] ? w->rows - r0 : j->rows_per_task[i];
+  if (w->packed) { /* r0 is a multiple of the panel: the slice starts where row r0 would */
+    hearth_quant_matmul_packed(j->y[i] + r0, w->rows, (const uint8_t*)w->packed + (size_t)r0 * row_bytes(w), w->dtype,
+                               j->x_act[i], j->T, n, j->k);
+    return;
+  }
   const void* wr = (const uint8_t*)w->data + (size_t)r0 * row_bytes(w);
   if (j->x_act[i]) hearth_quant_matmul(j->y[i] + r0, w->rows, wr, w->dtype, j->x_act[i], j->T, n, j->k);
   else if (j->T == 1) j->ops->matvec(j->y[i] + r0, wr, w->dtype, j->x, n, j->k);
@@ -104,7 +109,7 @@ static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_
     /* About 8 tasks per thread per weight: enough to balance, few enough to keep rows contiguous. */
     int64_t per = (ws[i]->rows + threads * 8 - 1) / (threads * 8);
     if (per < 16) per = 16;
-    per = (per + 3) & ~(int64_t)3;
+    per = (per + HEARTH_QUANT_PANEL - 1) / HEARTH_QUANT_PANEL * HEARTH_QUANT_PANEL; /* whole panels (and 4-row tiles) */
     j.rows_per_task[i] = per;
     j.first_task[i + 1] = j.first_task[i] + (int32_t)((ws[i]->rows + per - 1) / per);
     j.n_targets = i + 1;

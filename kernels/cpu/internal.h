@@ -32,8 +32,9 @@ void hearth_free_aligned(void* p);
 
 /* A matrix (rows, cols) or vector (1, cols) as the forward pass reads it. */
 typedef struct {
-  const void* data; /* points into a mapped file or into an owned buffer */
-  int32_t dtype;    /* hearth_dtype */
+  const void* data;   /* points into a mapped file or into an owned buffer */
+  const void* packed; /* the quantized kernels' own layout of the matrix (hearth_quant_pack), or NULL */
+  int32_t dtype;      /* hearth_dtype */
   int64_t rows;
   int64_t cols;
 } hearth_weight;

@@ -298,6 +298,50 @@ static int32_t resolve(hearth_model* m, int32_t role, int32_t layer, int32_t wan
   return HEARTH_OK;
 }
 
+/* Gives back an owned buffer before the model is freed (its slot is emptied). */
+static void disown(hearth_model* m, const void* p, size_t bytes) {
+  for (int32_t i = 0; i < m->n_owned; i++)
+    if (m->owned[i] == p) {
+      hearth_free_aligned(m->owned[i]);
+      m->owned[i] = NULL;
+      m->owned_bytes -= bytes;
+      return;
+    }
+}
+
+/* The mapped file pages of [p, p + bytes) are not needed again: give them back to the page cache (whole
+   pages only; a mapping re-reads them from the file if they ever are). */
+static void release_mapped(const hearth_model* m, const void* p, size_t bytes) {
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)p + page - 1) / page * page,
+                  hi = ((uintptr_t)p + bytes) / page * page;
+  for (int32_t i = 0; i < m->n_files; i++) {
+    const uintptr_t a = (uintptr_t)m->files[i].addr;
+    if (a && (uintptr_t)p >= a && (uintptr_t)p + bytes <= a + m->files[i].size && hi > lo) {
+      madvise((void*)lo, hi - lo, MADV_DONTNEED);
+      return;
+    }
+  }
+}
+
+/* Packs w into the quantized kernels' own layout where they have one. The stored bytes are then not read
+   again, unless `keep` (the tied embedding, whose rows are still looked up): an owned conversion is freed,
+   mapped pages are released. */
+static int32_t pack_weight(hearth_model* m, hearth_weight* w, int keep, char* err, size_t err_len) {
+  const size_t bytes = hearth_quant_pack_bytes(w->dtype, w->rows, w->cols);
+  if (bytes == 0 || !w->data) return HEARTH_OK;
+  void* dst = own(m, bytes, 1);
+  if (!dst) return hearth_fail(err, err_len, HEARTH_E_NOMEM, "out of memory packing a %lld x %lld %s matrix",
+                               (long long)w->rows, (long long)w->cols, DTYPE_NAMES[w->dtype]);
+  hearth_quant_pack(dst, w->data, w->dtype, w->rows, w->cols);
+  w->packed = dst;
+  if (keep) return HEARTH_OK;
+  const size_t stored = (size_t)hearth_quant_row_bytes(w->dtype, w->cols) * (size_t)w->rows;
+  disown(m, w->data, stored);
+  release_mapped(m, w->data, stored);
+  w->data = NULL;
+  return HEARTH_OK;
+}
+
 int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, size_t err_len) {
   if (!m) return hearth_fail(err, err_len, HEARTH_E_INVALID, "finish: model is NULL");
   if (m->finished) return hearth_fail(err, err_len, HEARTH_E_INVALID, "finish: model already finished");
@@ -333,6 +377,20 @@ int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, si
     RESOLVE(HEARTH_T_W_DOWN, l, W, &L->w_down);
   }
 #undef RESOLVE
+  /* The quantized kernels' own layout of every matrix they multiply (AVX2: panels of 8 rows), made once. */
+  hearth_weight* mats[7];
+  for (int32_t l = -1; l < m->cfg.n_layers; l++) {
+    int32_t n = 0;
+    if (l < 0) mats[n++] = &m->lm_head;
+    else {
+      hearth_layer_weights* L = &m->layers[l];
+      hearth_weight* ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+      for (int32_t i = 0; i < 7; i++) mats[n++] = ws[i];
+    }
+    for (int32_t i = 0; i < n; i++)
+      if ((rc = pack_weight(m, mats[i], l < 0 && (m->cfg.flags & HEARTH_CFG_TIED_EMBED), err, err_len)) != HEARTH_OK)
+        return rc;
+  }
   m->finished = 1;
   return HEARTH_OK;
 }

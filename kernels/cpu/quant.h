@@ -47,7 +47,25 @@ typedef struct {
                  int64_t n, int64_t k);
   /* Same contract as hearth_quant_act; every table writes the same bytes as the C one. */
   void (*quant_act)(int32_t w_dtype, const float* x, int64_t T, int64_t k, void* out);
+  /* Optional (NULL, or 0 for a dtype: the matrix stays as stored). A table's own layout of a weight matrix,
+     made once at load: bytes for n rows of k (rows padded up to the table's panel of HEARTH_QUANT_PANEL);
+     pack writes it; matmul_packed is matmul on it, wp pointing at the panel of the first row wanted (rows
+     r0 = a multiple of the panel start at byte r0 * hearth_quant_row_bytes(dtype, k)). */
+  size_t (*pack_bytes)(int32_t w_dtype, int64_t n, int64_t k);
+  void (*pack)(void* dst, const void* w, int32_t w_dtype, int64_t n, int64_t k);
+  void (*matmul_packed)(float* y, int64_t ldy, const void* wp, int32_t w_dtype, const void* x_act, int64_t T,
+                        int64_t n, int64_t k);
 } hearth_quant_ops;
+
+/* Rows per panel of a packed layout: a slice of a packed matrix given to matmul_packed starts at a
+   multiple of it. */
+#define HEARTH_QUANT_PANEL 8
+
+/* The chosen table's packed layout (0 / nothing where it has none for w_dtype), and its product. */
+size_t hearth_quant_pack_bytes(int32_t w_dtype, int64_t n, int64_t k);
+void hearth_quant_pack(void* dst, const void* w, int32_t w_dtype, int64_t n, int64_t k);
+void hearth_quant_matmul_packed(float* y, int64_t ldy, const void* wp, int32_t w_dtype, const void* x_act,
+                                int64_t T, int64_t n, int64_t k);
 
 extern const hearth_quant_ops hearth_quant_ops_c;
 #if defined(__x86_64__) || defined(_M_X64)

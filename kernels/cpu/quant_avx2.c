@@ -89,6 +89,9 @@ QI __m256i bitplane_to_bytes(__m256i p, int bit, char v) {
 #define QOPS_NAME hearth_quant_ops_avx2
 #define QOPS_ISA "avx2"
 #define QOPS_MATMUL32 matmul32_pairs
+#define QOPS_PACK_BYTES panel_bytes
+#define QOPS_PACK panel_pack
+#define QOPS_MATMUL_PACKED panel_matmul
 
 #include "quant_simd.inc"
 
@@ -369,5 +372,230 @@ static void matmul32_pairs(float* y, int64_t ldy, const void* w, int type, const
     case HEARTH_DTYPE_Q4_1: matmul32_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_1); break;
     case HEARTH_DTYPE_Q5_0: matmul32_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q5_0); break;
     default: matmul32_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q5_1); break;
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Packed panels of 8 rows: one row per 32-bit lane.                                                       */
+/*                                                                                                        */
+/* The paired kernels above still sum a block's 32 products across lanes (and fold two rows to do it     */
+/* once per pair). Laid out so that each 32-bit lane holds 4 consecutive codes of one of 8 rows, a block  */
+/* is 8 VPMADDUBSW against 4 bytes of the token broadcast to every lane (a load, no shuffle), summed in    */
+/* int16 and widened once: per row and block, one VPMADDUBSW, an add and an eighth of the widening,        */
+/* conversion and FMA, with nothing to fold and the 8 results landing in y side by side.                  */
+/*                                                                                                        */
+/* Weight matrices of these types are packed once at load (model.c), into records of 8 rows x 1 block:   */
+/*   d[8] f16 | m[8] f16 (Q4_1, Q5_1) | codes | hb[8] u32 (Q5_0, Q5_1)                                    */
+/* codes, Q8_0: 8 groups g of 32 bytes, byte 4r + i = row r's code 4g + i (signed);                       */
+/*        Q4/Q5: 4 group pairs j of 32 bytes, byte 4r + i = row r's code 8j + i (low nibble) and          */
+/*        8j + 4 + i (high nibble); hb[g] bit 4r + i = the fifth bit of row r's code 4g + i.               */
+/* A record has the bytes of its 8 native blocks, so a panel starts where its first row did; the last     */
+/* panel is padded with rows of zero scales. Int16 sums stay in range: 8 products of 4-bit codes reach    */
+/* 8 * 2 * 15 * 127, of 5-bit codes 4 (then widened) * 2 * 31 * 127; Q8_0's pairs widen per group.        */
+/*                                                                                                        */
+/* Per token and block the order of the float operations is fixed (acc = fma(cvt(sum) , d_w d_x, acc),   */
+/* then the min term), the same for T = 1 and in the GEMM's token tiles: the same bits whatever T.        */
+
+#define PANEL_TT 4 /* tokens per tile of the GEMM */
+
+QI int64_t rec_bytes(const int type) { return 8 * bytes32(type); }
+QI int code_off(const int type) { return has_min32(type) ? 32 : 16; }
+QI int is_q5(const int type) { return type == HEARTH_DTYPE_Q5_0 || type == HEARTH_DTYPE_Q5_1; }
+
+#define PANEL_XSIDE 4096             /* (token, block) entries of prepared data: 64 KiB on the stack */
+#define PANEL_MAX_K (PANEL_XSIDE * 32) /* longest row packed: one token's blocks fit */
+
+static size_t panel_bytes(int32_t type, int64_t n, int64_t k) {
+  if (hearth_quant_block_elems(type) != 32 || k % 32 != 0 || k > PANEL_MAX_K || n <= 0) return 0;
+  return (size_t)((n + 7) / 8) * (size_t)(k / 32) * (size_t)rec_bytes(type);
+}
+
+/* Code e (0..31) of a native block: unsigned for the 4/5-bit types, the signed byte for Q8_0. */
+QI int native_code(const uint8_t* b, int e, const int type) {
+  if (type == HEARTH_DTYPE_Q8_0) return (int8_t)b[2 + e];
+  const int qo = type == HEARTH_DTYPE_Q4_0 ? 2 : type == HEARTH_DTYPE_Q4_1 ? 4 : type == HEARTH_DTYPE_Q5_0 ? 6 : 8;
+  const int c = e < 16 ? b[qo + e] & 15 : b[qo + e - 16] >> 4;
+  if (!is_q5(type)) return c;
+  uint32_t qh;
+  memcpy(&qh, b + qo - 4, 4);
+  return c | (int)((qh >> e) & 1) << 4;
+}
+
+QI void panel_pack_typed(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int type) {
+  const int64_t nb = k / 32, bs = bytes32(type), wrow = nb * bs, rec = rec_bytes(type);
+  const uint8_t zero[34] = {0};
+  for (int64_t p = 0; p < (n + 7) / 8; p++)
+    for (int64_t b = 0; b < nb; b++) {
+      uint8_t* R = dst + (p * nb + b) * rec;
+      memset(R, 0, (size_t)rec);
+      uint8_t* codes = R + code_off(type);
+      for (int r = 0; r < 8; r++) {
+        const int64_t row = p * 8 + r;
+        const uint8_t* blk = row < n ? w + row * wrow + b * bs : zero; /* padding: zero scales, zero codes */
+        memcpy(R + 2 * r, blk, 2);
+        if (has_min32(type)) memcpy(R + 16 + 2 * r, blk + 2, 2);
+        for (int e = 0; e < 32; e++) {
+          const int c = native_code(blk, e, type), g = e / 4, i = e % 4;
+          if (type == HEARTH_DTYPE_Q8_0) {
+            codes[g * 32 + 4 * r + i] = (uint8_t)c;
+            continue;
+          }
+          codes[(g / 2) * 32 + 4 * r + i] |= (uint8_t)((c & 15) << (g % 2 ? 4 : 0));
+          if (is_q5(type) && (c >> 4)) {
+            uint32_t m;
+            memcpy(&m, codes + 128 + 4 * g, 4);
+            m |= 1u << (4 * r + i);
+            memcpy(codes + 128 + 4 * g, &m, 4);
+          }
+        }
+      }
+    }
+}
+
+static void panel_pack(void* dst, const void* w, int32_t type, int64_t n, int64_t k) {
+  switch (type) {
+    case HEARTH_DTYPE_Q8_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q8_0); break;
+    case HEARTH_DTYPE_Q4_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q4_0); break;
+    case HEARTH_DTYPE_Q4_1: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q4_1); break;
+    case HEARTH_DTYPE_Q5_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q5_0); break;
+    default: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q5_1); break;
+  }
+}
+
+/* What a token's block contributes besides its codes: d_x, -offset * sum(x) (offset types) and
+   sum(x) * d_x (min types). Prepared once per token and block. */
+typedef struct {
+  float dx;
+  int32_t off;
+  float mx;
+  int32_t pad;
+} panel_x;
+
+QI void panel_prep_x(panel_x* px, const uint8_t* xa, int64_t xrow, int64_t tn, int64_t nb, const int type) {
+  const int off = offset32(type);
+  for (int64_t t = 0; t < tn; t++)
+    for (int64_t b = 0; b < nb; b++) {
+      const hearth_block_q8_0* xb = (const hearth_block_q8_0*)(xa + t * xrow + b * 34);
+      int32_t sum = 0;
+      if (off || has_min32(type))
+        for (int i = 0; i < 32; i++) sum += xb->qs[i];
+      panel_x* o = &px[t * nb + b];
+      o->dx = h2f((const uint8_t*)xb);
+      o->off = -off * sum;
+      o->mx = (float)sum * o->dx;
+      o->pad = 0;
+    }
+}
+
+/* 4 bytes of x (codes 4g .. 4g + 3 of block b) in every lane. */
+QI __m256i x4(const uint8_t* xb, int g) {
+  int32_t v;
+  memcpy(&v, xb + 2 + 4 * g, 4);
+  return _mm256_set1_epi32(v);
+}
+
+/* y[t * ldy + r] for the panel's rows r < rows and TT tokens, over all nb blocks. px: the tokens' prepared
+   data (token t at px + t * nb). */
+QI void panel_tile(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
+                   const panel_x* px, int64_t nb, const int TT, const int type, const int prefetch) {
+  const int64_t rec = rec_bytes(type);
+  const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
+  __m256 acc[PANEL_TT];
+  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* R = wp + b * rec;
+    if (prefetch) /* decode streams the panels: ask for the record 8 blocks ahead (into the next panel at the end) */
+      for (int64_t o = 0; o < rec; o += 64) _mm_prefetch((const char*)R + 8 * rec + o, _MM_HINT_T0);
+    const uint8_t* codes = R + code_off(type);
+    __m256i p[PANEL_TT];
+    for (int t = 0; t < TT; t++) p[t] = _mm256_setzero_si256();
+    if (type == HEARTH_DTYPE_Q8_0) {
+      for (int g = 0; g < 8; g++) {
+        const __m256i w = ld256(codes + 32 * g), aw = _mm256_abs_epi8(w);
+        for (int t = 0; t < TT; t++) {
+          const __m256i xs = _mm256_sign_epi8(x4(xa + t * xrow + b * 34, g), w);
+          p[t] = _mm256_add_epi32(p[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones));
+        }
+      }
+    } else {
+      __m256i p16[PANEL_TT];
+      for (int t = 0; t < TT; t++) p16[t] = _mm256_setzero_si256();
+      for (int j = 0; j < 4; j++) {
+        const __m256i v = ld256(codes + 32 * j);
+        __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if (is_q5(type)) {
+          uint32_t h0, h1;
+          memcpy(&h0, codes + 128 + 8 * j, 4);
+          memcpy(&h1, codes + 132 + 8 * j, 4);
+          lo = _mm256_or_si256(lo, bits_to_bytes(h0, 16));
+          hi = _mm256_or_si256(hi, bits_to_bytes(h1, 16));
+        }
+        for (int t = 0; t < TT; t++) {
+          const uint8_t* xb = xa + t * xrow + b * 34;
+          p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(lo, x4(xb, 2 * j)));
+          p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(hi, x4(xb, 2 * j + 1)));
+        }
+        if (is_q5(type) && j % 2 == 1) /* 4 groups of 5-bit products fill int16: widen now */
+          for (int t = 0; t < TT; t++) {
+            p[t] = _mm256_add_epi32(p[t], _mm256_madd_epi16(p16[t], ones));
+            p16[t] = _mm256_setzero_si256();
+          }
+      }
+      if (!is_q5(type))
+        for (int t = 0; t < TT; t++) p[t] = _mm256_madd_epi16(p16[t], ones);
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)R));
+    const __m256 mw = has_min32(type) ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(R + 16))) : _mm256_setzero_ps();
+    for (int t = 0; t < TT; t++) {
+      const panel_x* o = &px[t * nb + b];
+      if (offset32(type)) p[t] = _mm256_add_epi32(p[t], _mm256_set1_epi32(o->off));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[t]), _mm256_mul_ps(dw, _mm256_set1_ps(o->dx)), acc[t]);
+      if (has_min32(type)) acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(o->mx), acc[t]);
+    }
+  }
+  for (int t = 0; t < TT; t++) {
+    if (rows == 8) {
+      _mm256_storeu_ps(y + t * ldy, acc[t]);
+    } else {
+      float out[8];
+      _mm256_storeu_ps(out, acc[t]);
+      memcpy(y + t * ldy, out, sizeof(float) * (size_t)rows);
+    }
+  }
+}
+
+#define PANEL_XTOKENS 64 /* most tokens prepared at a time */
+
+QI void panel_matmul_typed(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa, int64_t T, int64_t n,
+                           int64_t k, const int type) {
+  const int64_t nb = k / 32, xrow = nb * 34, prec = nb * rec_bytes(type);
+  panel_x px[PANEL_XSIDE];
+  int64_t tb = PANEL_XSIDE / nb; /* tokens prepared at a time: at least 1 (k <= PANEL_MAX_K) */
+  if (tb > PANEL_XTOKENS) tb = PANEL_XTOKENS;
+  for (int64_t t0 = 0; t0 < T; t0 += tb) {
+    const int64_t tn = T - t0 < tb ? T - t0 : tb;
+    panel_prep_x(px, xa + t0 * xrow, xrow, tn, nb, type);
+    for (int64_t r0 = 0; r0 < n; r0 += 8) {
+      const int rows = n - r0 < 8 ? (int)(n - r0) : 8;
+      const uint8_t* p = wp + (r0 / 8) * prec;
+      int64_t t = 0;
+      for (; t + PANEL_TT <= tn; t += PANEL_TT)
+        panel_tile(y + (t0 + t) * ldy + r0, ldy, rows, p, xa + (t0 + t) * xrow, xrow, px + t * nb, nb, PANEL_TT, type, 0);
+      for (; t < tn; t++)
+        panel_tile(y + (t0 + t) * ldy + r0, ldy, rows, p, xa + (t0 + t) * xrow, xrow, px + t * nb, nb, 1, type, tn == 1);
+    }
+  }
+}
+
+static void panel_matmul(float* y, int64_t ldy, const void* wp, int32_t type, const void* x_act, int64_t T, int64_t n,
+                         int64_t k) {
+  const uint8_t* w = (const uint8_t*)wp;
+  const uint8_t* xa = (const uint8_t*)x_act;
+  switch (type) {
+    case HEARTH_DTYPE_Q8_0: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q8_0); break;
+    case HEARTH_DTYPE_Q4_0: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_0); break;
+    case HEARTH_DTYPE_Q4_1: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_1); break;
+    case HEARTH_DTYPE_Q5_0: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q5_0); break;
+    default: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q5_1); break;
   }
 }

@@ -94,6 +94,22 @@ void hearth_quant_matmul(float* y, int64_t ldy, const void* w, int32_t w_dtype, 
   hearth_quant_ops_get()->matmul(y, ldy, w, w_dtype, x_act, T, n, k);
 }
 
+size_t hearth_quant_pack_bytes(int32_t w_dtype, int64_t n, int64_t k) {
+  const hearth_quant_ops* t = hearth_quant_ops_get();
+  if (!t->pack_bytes || n <= 0 || hearth_quant_row_bytes(w_dtype, k) <= 0) return 0;
+  return t->pack_bytes(w_dtype, n, k);
+}
+
+void hearth_quant_pack(void* dst, const void* w, int32_t w_dtype, int64_t n, int64_t k) {
+  if (hearth_quant_pack_bytes(w_dtype, n, k) > 0) hearth_quant_ops_get()->pack(dst, w, w_dtype, n, k);
+}
+
+void hearth_quant_matmul_packed(float* y, int64_t ldy, const void* wp, int32_t w_dtype, const void* x_act,
+                                int64_t T, int64_t n, int64_t k) {
+  if (T <= 0 || hearth_quant_pack_bytes(w_dtype, n, k) == 0) return;
+  hearth_quant_ops_get()->matmul_packed(y, ldy, wp, w_dtype, x_act, T, n, k);
+}
+
 void hearth_quant_act(int32_t w_dtype, const float* x, int64_t T, int64_t k, void* out) {
   if (hearth_quant_act_bytes(w_dtype, 1, k) == 0 || T <= 0) return;
   hearth_quant_ops_get()->quant_act(w_dtype, x, T, k, out);
@@ -158,6 +174,41 @@ HEARTH_API int32_t hearth_test_quant_matmul(int32_t isa, float* y, int64_t ldy, 
   else t[isa]->quant_act(dtype, x, T, k, xa);
   if (isa < 0) hearth_quant_matmul(y, ldy, w, dtype, xa, T, n, k);
   else t[isa]->matmul(y, ldy, w, dtype, xa, T, n, k);
+  free(xa);
+  return 0;
+}
+
+/* Bytes of table isa's packed layout of an (n, k) matrix of dtype (0: it has none). */
+HEARTH_API int64_t hearth_test_quant_pack_bytes(int32_t isa, int32_t dtype, int64_t n, int64_t k) {
+  const hearth_quant_ops* t[HEARTH_QUANT_MAX_TABLES];
+  if (isa < 0 || isa >= hearth_quant_ops_available(t, HEARTH_QUANT_MAX_TABLES) || !t[isa]->pack_bytes) return 0;
+  if (n <= 0 || hearth_quant_row_bytes(dtype, k) <= 0) return 0;
+  return (int64_t)t[isa]->pack_bytes(dtype, n, k);
+}
+
+/*
+ * Table isa's packed product: packs w (n, k) into its layout, quantizes x (T, k), and multiplies rows
+ * [r0, n) (r0 a multiple of HEARTH_QUANT_PANEL) into y. Returns 0, or -1 where the table has no packed
+ * layout for dtype, a bad argument, or a failed allocation.
+ */
+HEARTH_API int32_t hearth_test_quant_matmul_packed(int32_t isa, float* y, int64_t ldy, const void* w, int32_t dtype,
+                                                   const float* x, int64_t T, int64_t n, int64_t k, int64_t r0) {
+  const size_t bytes = (size_t)hearth_test_quant_pack_bytes(isa, dtype, n, k);
+  const size_t act = hearth_quant_act_bytes(dtype, T, k);
+  if (bytes == 0 || act == 0 || T <= 0 || r0 < 0 || r0 >= n || r0 % HEARTH_QUANT_PANEL) return -1;
+  const hearth_quant_ops* t[HEARTH_QUANT_MAX_TABLES];
+  hearth_quant_ops_available(t, HEARTH_QUANT_MAX_TABLES);
+  void* wp = malloc(bytes);
+  void* xa = malloc(act);
+  if (!wp || !xa) {
+    free(wp);
+    free(xa);
+    return -1;
+  }
+  t[isa]->pack(wp, w, dtype, n, k);
+  t[isa]->quant_act(dtype, x, T, k, xa);
+  t[isa]->matmul_packed(y, ldy, (const uint8_t*)wp + r0 * hearth_quant_row_bytes(dtype, k), dtype, xa, T, n - r0, k);
+  free(wp);
   free(xa);
   return 0;
 }

@@ -22,6 +22,11 @@ const SYMBOLS = {
     parameters: ["i32", "buffer", "i64", "buffer", "i32", "buffer", "i64", "i64", "i64"],
     result: "i32",
   },
+  hearth_test_quant_pack_bytes: { parameters: ["i32", "i32", "i64", "i64"], result: "i64" },
+  hearth_test_quant_matmul_packed: {
+    parameters: ["i32", "buffer", "i64", "buffer", "i32", "buffer", "i64", "i64", "i64", "i64"],
+    result: "i32",
+  },
   hearth_test_matmul_repeat: {
     parameters: ["i32", "buffer", "i32", "buffer", "buffer", "buffer", "i64", "i64", "i64", "i32"],
     result: "i32",
@@ -211,6 +216,41 @@ export function quantMatmul(
     BigInt(T),
     BigInt(n),
     BigInt(k),
+  );
+  return rc === 0 ? y : null;
+}
+
+/** Bytes of table `isa`'s packed layout of an (n, k) matrix of `dtype` (0: the table keeps it as stored). */
+export function packBytes(isa: number, dtype: number, n: number, k: number): number {
+  return Number(quantLib().hearth_test_quant_pack_bytes(isa, dtype, BigInt(n), BigInt(k)));
+}
+
+/**
+ * Table `isa`'s packed product (hearth_test_quant_matmul_packed): packs w, quantizes x and writes rows
+ * [r0, n) of y (T, n - r0) with stride n - r0. Null where the table has no packed layout for dtype.
+ */
+export function quantMatmulPacked(
+  isa: number,
+  w: Uint8Array,
+  dtype: number,
+  x: Float32Array,
+  T: number,
+  n: number,
+  k: number,
+  r0 = 0,
+): Float32Array | null {
+  const y = new Float32Array(Math.max(T * (n - r0), 1)).fill(NaN);
+  const rc = quantLib().hearth_test_quant_matmul_packed(
+    isa,
+    y,
+    BigInt(n - r0),
+    w as Uint8Array<ArrayBuffer>,
+    dtype,
+    x as Float32Array<ArrayBuffer>,
+    BigInt(T),
+    BigInt(n),
+    BigInt(k),
+    BigInt(r0),
   );
   return rc === 0 ? y : null;
 }

@@ -20,6 +20,7 @@ import {
   gaussian,
   isaNames,
   isKQuant,
+  packBytes,
   type QType,
   QTYPES,
   quantAct,
@@ -27,6 +28,7 @@ import {
   quantizeRowRaw,
   quantMatmul,
   quantMatmulAct,
+  quantMatmulPacked,
   randomBlocks,
   rowBytes,
 } from "../../src/native/quant_testing.ts";
@@ -215,6 +217,44 @@ Deno.test("quant: a token's results are the same bits whatever T it comes with, 
       }
     }
   }
+});
+
+Deno.test("quant: packed layouts (where a table has one) match the reference, per token whatever T, from any panel", () => {
+  // A table may keep weight matrices in a layout of its own (AVX2: panels of 8 rows); the forward pass
+  // then multiplies slices of it from a panel boundary on. Same bounds as the plain products.
+  const isas = isaNames();
+  let checked = 0;
+  for (const t of TYPES) {
+    const dtype = QTYPES[t];
+    for (let isa = 0; isa < isas.length; isa++) {
+      for (const [n, T, k] of shapes(t)) {
+        if (packBytes(isa, dtype, n, k) === 0) continue;
+        assertEquals(packBytes(isa, dtype, n, k), Math.ceil(n / 8) * rowBytes(dtype, k) * 8, `${t} ${isas[isa]}`);
+        const w = randomBlocks(t, n, k, 1000 * dtype + n + T);
+        const x = activations(T, k, 77 * dtype + T);
+        const r = reference(t, w, x, T, n, k);
+        const y = quantMatmulPacked(isa, w, dtype, x, T, n, k)!;
+        const e = relErr(y, r);
+        assert(e <= 1e-4, `${t} ${isas[isa]} packed n=${n} T=${T} k=${k}: relative error ${e}`);
+        for (let tt = 0; tt < T; tt++) { // the same bits as the token alone
+          const one = quantMatmulPacked(isa, w, dtype, x.subarray(tt * k, (tt + 1) * k), 1, n, k)!;
+          for (let row = 0; row < n; row++) {
+            assert(Object.is(y[tt * n + row], one[row]), `${t} ${isas[isa]} packed T=${T}: token ${tt} row ${row}`);
+          }
+        }
+        if (n > 8) { // a slice from the second panel on
+          const tail = quantMatmulPacked(isa, w, dtype, x, T, n, k, 8)!;
+          for (let tt = 0; tt < T; tt++) {
+            for (let row = 8; row < n; row++) {
+              assert(Object.is(tail[tt * (n - 8) + row - 8], y[tt * n + row]), `${t} ${isas[isa]} slice row ${row}`);
+            }
+          }
+        }
+        checked++;
+      }
+    }
+  }
+  console.log(`packed layouts checked: ${checked} (tables: ${isas.join(", ")})`);
 });
 
 Deno.test("quant: every table quantizes activations to the C table's bytes", () => {
