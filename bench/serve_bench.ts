@@ -227,7 +227,12 @@ async function inProcess(k: number): Promise<number> {
   let last = 0;
   const gaps: number[] = [];
   for await (
-    const _ of engine.generate(OVERHEAD_PROMPT, { maxTokens: 128, ignoreEos: true, temperature: 0.7, seed: k })
+    const _ of engine.generate(OVERHEAD_PROMPT, {
+      maxTokens: 128,
+      ignoreEos: true,
+      temperature: 0.7,
+      seed: k,
+    })
   ) {
     const now = performance.now();
     if (last) gaps.push(now - last);

@@ -210,7 +210,9 @@ Deno.test("quant: a token's results are the same bits whatever T it comes with, 
           for (let r = 0; r < n; r++) {
             assert(
               Object.is(all[tt * n + r], one[r]),
-              `${t} ${isas[isa]} n=${n} T=${T} k=${k}: token ${tt} row ${r}: ${all[tt * n + r]} alone ${one[r]}`,
+              `${t} ${isas[isa]} n=${n} T=${T} k=${k}: token ${tt} row ${r}: ${all[tt * n + r]} alone ${
+                one[r]
+              }`,
             );
           }
         }
@@ -229,7 +231,11 @@ Deno.test("quant: packed layouts (where a table has one) match the reference, pe
     for (let isa = 0; isa < isas.length; isa++) {
       for (const [n, T, k] of shapes(t)) {
         if (packBytes(isa, dtype, n, k) === 0) continue;
-        assertEquals(packBytes(isa, dtype, n, k), Math.ceil(n / 8) * rowBytes(dtype, k) * 8, `${t} ${isas[isa]}`);
+        assertEquals(
+          packBytes(isa, dtype, n, k),
+          Math.ceil(n / 8) * rowBytes(dtype, k) * 8,
+          `${t} ${isas[isa]}`,
+        );
         const w = randomBlocks(t, n, k, 1000 * dtype + n + T);
         const x = activations(T, k, 77 * dtype + T);
         const r = reference(t, w, x, T, n, k);
@@ -239,14 +245,20 @@ Deno.test("quant: packed layouts (where a table has one) match the reference, pe
         for (let tt = 0; tt < T; tt++) { // the same bits as the token alone
           const one = quantMatmulPacked(isa, w, dtype, x.subarray(tt * k, (tt + 1) * k), 1, n, k)!;
           for (let row = 0; row < n; row++) {
-            assert(Object.is(y[tt * n + row], one[row]), `${t} ${isas[isa]} packed T=${T}: token ${tt} row ${row}`);
+            assert(
+              Object.is(y[tt * n + row], one[row]),
+              `${t} ${isas[isa]} packed T=${T}: token ${tt} row ${row}`,
+            );
           }
         }
         if (n > 8) { // a slice from the second panel on
           const tail = quantMatmulPacked(isa, w, dtype, x, T, n, k, 8)!;
           for (let tt = 0; tt < T; tt++) {
             for (let row = 8; row < n; row++) {
-              assert(Object.is(tail[tt * (n - 8) + row - 8], y[tt * n + row]), `${t} ${isas[isa]} slice row ${row}`);
+              assert(
+                Object.is(tail[tt * (n - 8) + row - 8], y[tt * n + row]),
+                `${t} ${isas[isa]} slice row ${row}`,
+              );
             }
           }
         }
