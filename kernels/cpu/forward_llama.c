@@ -34,7 +34,18 @@ typedef struct {
   const void* x_act[3];      /* x quantized for w[i]'s dot products, when w[i] is quantized */
   int64_t rows_per_task[3];
   int32_t first_task[4]; /* tasks of target i are [first_task[i], first_task[i + 1]) */
+  int32_t threads;
 } matmul_job;
+
+/* Where task `task`'s rows start in its weight's bytes (packed or stored), or NULL past the last task. */
+static const uint8_t* task_bytes(const matmul_job* j, int32_t task) {
+  if (task >= j->first_task[j->n_targets]) return NULL;
+  int32_t i = 0;
+  while (task >= j->first_task[i + 1]) i++;
+  const hearth_weight* w = j->w[i];
+  const uint8_t* base = (const uint8_t*)(w->packed ? w->packed : w->data);
+  return base + (size_t)(task - j->first_task[i]) * (size_t)j->rows_per_task[i] * row_bytes(w);
+}
 
 static void matmul_task(void* arg, int32_t task, int32_t thread) {
   (void)thread;
@@ -44,6 +55,12 @@ static void matmul_task(void* arg, int32_t task, int32_t thread) {
   const hearth_weight* w = j->w[i];
   int64_t r0 = (int64_t)(task - j->first_task[i]) * j->rows_per_task[i];
   int64_t n = w->rows - r0 < j->rows_per_task[i] ? w->rows - r0 : j->rows_per_task[i];
+  if (j->T == 1) { /* decode streams the weights: start on the head of the task this thread likely takes next,
+                      so its stream is already in flight when this one ends (tasks go out in order) */
+    const uint8_t* next = task_bytes(j, task + j->threads);
+    if (next)
+      for (int o = 0; o < 4096; o += 64) __builtin_prefetch(next + o, 0, 2);
+  }
   if (w->packed) { /* r0 is a multiple of the panel: the slice starts where row r0 would */
     hearth_quant_matmul_packed(j->y[i] + r0, w->rows, (const uint8_t*)w->packed + (size_t)r0 * row_bytes(w), w->dtype,
                                j->x_act[i], j->T, n, j->k);
@@ -91,6 +108,7 @@ static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_
   const hearth_weight* ws[3] = {w0, w1, w2};
   float* ys[3] = {y0, y1, y2};
   int32_t threads = hearth_pool_threads(ctx->pool);
+  j.threads = threads;
   const void* act_q8_0 = NULL;
   const void* act_q8_k = NULL;
   j.first_task[0] = 0;
