@@ -111,15 +111,21 @@ interface RequestResult {
   tokens: number;
 }
 
-async function streamOne(i: number): Promise<RequestResult> {
-  const mix = MIX[i % MIX.length];
+/** Request i of the mix (or the given prompt and length), streamed: its TTFT, inter-token gaps, tokens. */
+async function streamOne(
+  i: number,
+  request: { prompt: string | number[]; maxTokens: number } = {
+    prompt: prompt(MIX[i % MIX.length].words, i + 1),
+    maxTokens: MIX[i % MIX.length].maxTokens,
+  },
+): Promise<RequestResult> {
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
-      prompt: prompt(mix.words, i + 1),
-      max_tokens: mix.maxTokens,
+      prompt: request.prompt,
+      max_tokens: request.maxTokens,
       ignore_eos: true,
       temperature: 0.7,
       seed: i,
@@ -192,36 +198,7 @@ const engine = await Engine.load(dir, { threads, quantize: "q8_0", maxModelLen: 
 const OVERHEAD_PROMPT = Array.from({ length: 40 }, (_, i) => 300 + ((i * 97) % 40000));
 const meanGap = (gaps: number[]) => gaps.reduce((a, b) => a + b, 0) / gaps.length;
 async function viaHttp(k: number): Promise<number> {
-  const res = await fetch(`${url}/v1/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      prompt: OVERHEAD_PROMPT,
-      max_tokens: 128,
-      ignore_eos: true,
-      temperature: 0.7,
-      seed: k,
-      stream: true,
-    }),
-  });
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let last = 0, buf = "";
-  const gaps: number[] = [];
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += value;
-    let at;
-    while ((at = buf.indexOf("\n\n")) >= 0) {
-      const event = buf.slice(0, at);
-      buf = buf.slice(at + 2);
-      if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
-      const now = performance.now();
-      if (last) gaps.push(now - last);
-      last = now;
-    }
-  }
-  return meanGap(gaps);
+  return meanGap((await streamOne(k, { prompt: OVERHEAD_PROMPT, maxTokens: 128 })).gaps);
 }
 async function inProcess(k: number): Promise<number> {
   let last = 0;
