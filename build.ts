@@ -46,7 +46,9 @@ export function cpuUnits(arch: string = Deno.build.arch): CompileUnit[] {
   const common = [
     "common.c",
     "threadpool.c",
+    "model_desc.c",
     "model.c",
+    "context_check.c",
     "context.c",
     "forward_llama.c",
     "sampler.c",
@@ -88,6 +90,13 @@ export const CUDA_UNITS = [
   "test_ops.cu",
 ];
 
+/**
+ * The CPU backend's C files the CUDA library is built with too (kernels/cpu/): the row converters
+ * (quantize-on-load gives the CPU's bytes), and the checks of model descriptions, context options and
+ * batches (the same refusals with the same messages on either backend).
+ */
+export const CUDA_C_UNITS = ["quant.c", "model_desc.c", "context_check.c"];
+
 /** GPU targets built by default: Ampere (A100, A10/RTX 30), Ada (L4/L40, RTX 40), Hopper (H100/H200). */
 export const CUDA_ARCHS = ["80", "86", "89", "90"];
 
@@ -124,8 +133,8 @@ export interface CudaCommand {
 
 /**
  * The commands that build the CUDA library: each .cu to an object for every target in `archs`, the CPU
- * backend's quant.c (its row converters: quantize-on-load gives the CPU's bytes) with the C compiler,
- * and the link: `nvcc -shared -cudart static`. Pure: build_test.ts checks the command lines.
+ * backend's {@link CUDA_C_UNITS} with the C compiler, and the link: `nvcc -shared -cudart static`.
+ * Pure: build_test.ts checks the command lines.
  */
 export function cudaCommands(
   opts: { nvcc: string; cc: string; outDir: string; archs?: string[]; debug?: boolean },
@@ -146,20 +155,22 @@ export function cudaCommands(
     cmd: opts.nvcc,
     args: [...nvccFlags, "-c", `${ROOT}kernels/cuda/${u}`, "-o", `${obj}/${u}.o`],
   }));
-  compile.push({
-    cmd: opts.cc,
-    args: [
-      "-std=c11",
-      "-D_GNU_SOURCE",
-      "-fPIC",
-      "-fvisibility=hidden",
-      "-O3",
-      "-c",
-      `${KERNELS}/quant.c`,
-      "-o",
-      `${obj}/quant.c.o`,
-    ],
-  });
+  for (const u of CUDA_C_UNITS) {
+    compile.push({
+      cmd: opts.cc,
+      args: [
+        "-std=c11",
+        "-D_GNU_SOURCE",
+        "-fPIC",
+        "-fvisibility=hidden",
+        "-O3",
+        "-c",
+        `${KERNELS}/${u}`,
+        "-o",
+        `${obj}/${u}.o`,
+      ],
+    });
+  }
   const library = `${opts.outDir}/${CUDA_LIBRARY}`;
   const link: CudaCommand = {
     cmd: opts.nvcc,
@@ -170,8 +181,7 @@ export function cudaCommands(
       ...gencode,
       "-o",
       `${library}.tmp`,
-      ...CUDA_UNITS.map((u) => `${obj}/${u}.o`),
-      `${obj}/quant.c.o`,
+      ...[...CUDA_UNITS, ...CUDA_C_UNITS].map((u) => `${obj}/${u}.o`),
       "-lpthread",
       "-lm",
     ],
@@ -183,7 +193,12 @@ export function cudaCommands(
 function cudaSources(): string[] {
   const dirs = [`${ROOT}kernels/cuda`, `${ROOT}kernels/include`];
   const files = dirs.flatMap((d) => [...Deno.readDirSync(d)].map((e) => `${d}/${e.name}`));
-  return [...files, `${KERNELS}/quant.c`, `${KERNELS}/quant.h`, `${KERNELS}/internal.h`];
+  return [
+    ...files,
+    ...CUDA_C_UNITS.map((u) => `${KERNELS}/${u}`),
+    `${KERNELS}/quant.h`,
+    `${KERNELS}/internal.h`,
+  ];
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   compileBinary,
   cpuUnits,
   CUDA_ARCHS,
+  CUDA_C_UNITS,
   CUDA_LIBRARY,
   CUDA_UNITS,
   cudaCommands,
@@ -133,7 +134,7 @@ Deno.test("build: the CUDA library's command lines (every unit, sm_80/86/89/90 +
   const c = cudaCommands({ nvcc: "/x/nvcc", cc: "cc", outDir: "/o" });
   assertEquals(CUDA_ARCHS, ["80", "86", "89", "90"]);
   assertEquals(c.library, `/o/${CUDA_LIBRARY}`);
-  assertEquals(c.compile.length, CUDA_UNITS.length + 1);
+  assertEquals(c.compile.length, CUDA_UNITS.length + CUDA_C_UNITS.length);
   for (const [i, u] of CUDA_UNITS.entries()) {
     const a = c.compile[i].args;
     assertEquals(c.compile[i].cmd, "/x/nvcc");
@@ -146,16 +147,20 @@ Deno.test("build: the CUDA library's command lines (every unit, sm_80/86/89/90 +
     assert(a.includes("-O3") && a.includes("-std=c++17"));
     assert(a.includes("-fPIC,-fvisibility=hidden"), "only HEARTH_API symbols are exported");
   }
-  // The CPU backend's row converters come along, compiled by the C compiler.
-  const q = c.compile.at(-1)!;
-  assertEquals(q.cmd, "cc");
-  assert(q.args.includes(`${ROOT}kernels/cpu/quant.c`) && q.args.includes("-fvisibility=hidden"));
+  // The CPU backend's row converters and description checks come along, compiled by the C compiler.
+  assertEquals(CUDA_C_UNITS, ["quant.c", "model_desc.c", "context_check.c"]);
+  for (const [i, u] of CUDA_C_UNITS.entries()) {
+    const q = c.compile[CUDA_UNITS.length + i];
+    assertEquals(q.cmd, "cc");
+    assertEquals(q.args.slice(-3), [`${ROOT}kernels/cpu/${u}`, "-o", `/o/obj-cuda/${u}.o`]);
+    assert(q.args.includes("-fvisibility=hidden"), `${u}: only HEARTH_API symbols are exported`);
+  }
   const l = c.link.args;
   assertEquals(c.link.cmd, "/x/nvcc");
   assert(l.includes("-shared"));
   assertEquals(l[l.indexOf("-cudart") + 1], "static", "cudart linked statically: only the driver is needed");
   assertEquals(l[l.indexOf("-o") + 1], `/o/${CUDA_LIBRARY}.tmp`, "linked then renamed, as the CPU library");
-  for (const u of CUDA_UNITS) assert(l.includes(`/o/obj-cuda/${u}.o`));
+  for (const u of [...CUDA_UNITS, ...CUDA_C_UNITS]) assert(l.includes(`/o/obj-cuda/${u}.o`));
   // A smaller target list (CI compile-checks one) changes only the -gencode pairs.
   const one = cudaCommands({ nvcc: "nvcc", cc: "cc", outDir: "/o", archs: ["80"] }).compile[0].args;
   assert(one.includes("arch=compute_80,code=sm_80") && !one.some((x) => x.includes("sm_90")));

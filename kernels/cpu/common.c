@@ -1,19 +1,8 @@
-/* common.c — errors and aligned allocation. */
-#include <stdio.h>
+/* common.c — aligned allocation and the library's identity (errors: ../include/hearth_fail.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
-
-int32_t hearth_fail(char* err, size_t err_len, int32_t status, const char* fmt, ...) {
-  if (err && err_len > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-  }
-  return status;
-}
 
 void* hearth_alloc(size_t count, size_t size) {
   if (count == 0 || size == 0) count = 1, size = 1;

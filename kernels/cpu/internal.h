@@ -5,20 +5,17 @@
 #ifndef HEARTH_CPU_INTERNAL_H
 #define HEARTH_CPU_INTERNAL_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../include/hearth.h"
-
-#define HEARTH_MAX_FILES 256
+#include "../include/hearth_fail.h"
+#include "../include/hearth_model_desc.h"
 
 /* ---------------------------------------------------------------------------------------------------- */
-/* Errors                                                                                                 */
+/* Errors and allocation                                                                                  */
 
-/* Writes a formatted message into err (if any) and returns status. */
-int32_t hearth_fail(char* err, size_t err_len, int32_t status, const char* fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Errors are written with hearth_fail (../include/hearth_fail.h, shared with the CUDA backend). */
 
 /* Allocation that is 64-byte aligned (for vector loads), zero-filled, NULL on failure or overflow. */
 void* hearth_alloc(size_t count, size_t size);
@@ -39,18 +36,6 @@ typedef struct {
   int64_t cols;
 } hearth_weight;
 
-/* A tensor as TypeScript described it, before hearth_model_finish resolves it into a hearth_weight. */
-typedef struct {
-  int32_t present;
-  int32_t file;
-  uint64_t offset;
-  uint64_t nbytes;
-  int32_t dtype;
-  int32_t n_dims;
-  int64_t dims[4];
-  char name[160];
-} hearth_tensor_record;
-
 typedef struct {
   hearth_weight attn_norm; /* (dim) f32 */
   hearth_weight wq;        /* (n_heads * head_dim, dim) */
@@ -67,11 +52,6 @@ typedef struct {
   hearth_weight w_up;      /* (hidden_dim, dim) */
   hearth_weight w_down;    /* (dim, hidden_dim) */
 } hearth_layer_weights;
-
-typedef struct {
-  void* addr;  /* mmap'd bytes (NULL for an empty file) */
-  size_t size; /* file size in bytes */
-} hearth_mapped_file;
 
 struct hearth_model {
   hearth_model_config cfg;

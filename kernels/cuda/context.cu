@@ -1,17 +1,18 @@
 /*
  * context.cu — the CUDA backend's context (the paged KV cache, activations and sampler scratch in device
- * memory) and hearth_step: the batch is checked exactly as kernels/cpu/context.c checks it (the same
- * messages), planned on the host (token -> sequence, rows for lm_head, attention work items), packed
- * behind a descriptor into pinned memory and uploaded with one copy; then the forward pass, lm_head and
- * the sampler run on the device, and only the sampled tokens (and logits / log-probabilities when asked)
- * come back. A step of decodes only (every sequence one token) is captured once as a CUDA Graph per
- * (tokens, rows) shape and replayed (HEARTH_CUDA_GRAPHS=0 turns that off).
+ * memory) and hearth_step: the batch is checked by the CPU backend's own code (kernels/cpu/context_check.c,
+ * linked into this library: the same checks, the same messages), planned on the host (token -> sequence,
+ * rows for lm_head, attention work items), packed behind a descriptor into pinned memory and uploaded with
+ * one copy; then the forward pass, lm_head and the sampler run on the device, and only the sampled tokens
+ * (and logits / log-probabilities when asked) come back. A step of decodes only (every sequence one token)
+ * is captured once as a CUDA Graph per (tokens, rows) shape and replayed (HEARTH_CUDA_GRAPHS=0 turns that
+ * off).
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../include/hearth_context_check.h"
 #include "internal.cuh"
 
 static void destroy_graphs(hearth_context* ctx) {
@@ -68,24 +69,12 @@ static cudaError_t ensure_block(hearth_context* ctx, size_t bytes) {
 
 extern "C" HEARTH_API hearth_context* hearth_context_new(hearth_model* m, const hearth_context_options* o, char* err,
                                                          size_t err_len) {
-  if (!m || !o || !m->finished) {
-    hc_fail(err, err_len, HEARTH_E_INVALID, "context_new: %s", !m || !o ? "model or options is NULL" : "model is not finished");
-    return NULL;
-  }
+  if (hearth_check_context_new(m != NULL, m && m->finished, o, err, err_len) != HEARTH_OK) return NULL;
   const hearth_model_config* c = &m->cfg;
-  if (o->n_threads < 1 || o->n_threads > 1024 || o->kv_block_size < 1 || o->kv_block_size > 4096 || o->kv_num_blocks < 1 ||
-      o->max_batch_tokens < 1 || o->max_batch_seqs < 1 || o->max_blocks_per_seq < 1 ||
-      o->max_batch_seqs > o->max_batch_tokens) {
-    hc_fail(err, err_len, HEARTH_E_INVALID,
-            "context options out of range (threads %d, kv_block_size %d, kv_num_blocks %d, max_batch_tokens %d, "
-            "max_batch_seqs %d, max_blocks_per_seq %d)",
-            o->n_threads, o->kv_block_size, o->kv_num_blocks, o->max_batch_tokens, o->max_batch_seqs, o->max_blocks_per_seq);
-    return NULL;
-  }
   if (hc_use_device(m->device, err, err_len) != HEARTH_OK) return NULL;
   hearth_context* ctx = (hearth_context*)calloc(1, sizeof(hearth_context));
   if (!ctx) {
-    hc_fail(err, err_len, HEARTH_E_NOMEM, "out of memory allocating the context");
+    hearth_fail(err, err_len, HEARTH_E_NOMEM, "out of memory allocating the context");
     return NULL;
   }
   ctx->model = m;
@@ -151,61 +140,7 @@ extern "C" HEARTH_API hearth_context* hearth_context_new(hearth_model* m, const 
 extern "C" HEARTH_API uint64_t hearth_context_kv_bytes(const hearth_context* ctx) { return ctx ? ctx->kv_bytes : 0; }
 
 /* ---------------------------------------------------------------------------------------------------- */
-/* The batch: checks (as kernels/cpu/context.c), plan, upload                                             */
-
-#define SLICE_OK(start, len, total) ((start) >= 0 && (len) >= 0 && (int64_t)(start) + (len) <= (int64_t)(total))
-
-static int32_t check_batch(const hearth_context* ctx, const hearth_batch* b, char* err, size_t err_len) {
-  const hearth_model_config* c = &ctx->model->cfg;
-  const hearth_context_options* o = &ctx->opts;
-  if (b->n_tokens < 1 || b->n_tokens > o->max_batch_tokens)
-    return hc_fail(err, err_len, HEARTH_E_INVALID, "batch: n_tokens %d not in [1, %d]", b->n_tokens, o->max_batch_tokens);
-  if (b->n_seqs < 1 || b->n_seqs > o->max_batch_seqs)
-    return hc_fail(err, err_len, HEARTH_E_INVALID, "batch: n_seqs %d not in [1, %d]", b->n_seqs, o->max_batch_seqs);
-  if (b->logits_mode < HEARTH_LOGITS_NONE || b->logits_mode > HEARTH_LOGITS_ALL)
-    return hc_fail(err, err_len, HEARTH_E_INVALID, "batch: unknown logits_mode %d", b->logits_mode);
-  if (!b->tokens || !b->positions || !b->seq_start || !b->block_tables || !b->sample || !b->sampling || !b->out_tokens ||
-      (b->logits_mode != HEARTH_LOGITS_NONE && !b->out_logits))
-    return hc_fail(err, err_len, HEARTH_E_INVALID, "batch: a required array is NULL");
-  if ((b->n_history > 0 && !b->history) || (b->n_bias > 0 && (!b->bias_ids || !b->bias_values)) ||
-      (b->n_stop_ids > 0 && !b->stop_ids) || b->n_history < 0 || b->n_bias < 0 || b->n_stop_ids < 0)
-    return hc_fail(err, err_len, HEARTH_E_INVALID, "batch: history, bias or stop_ids array missing");
-  if (b->seq_start[0] != 0 || b->seq_start[b->n_seqs] != b->n_tokens)
-    return hc_fail(err, err_len, HEARTH_E_INVALID, "batch: seq_start must run from 0 to n_tokens (%d)", b->n_tokens);
-  const int64_t capacity = (int64_t)o->max_blocks_per_seq * o->kv_block_size;
-  for (int32_t s = 0; s < b->n_seqs; s++) {
-    const int32_t start = b->seq_start[s], end = b->seq_start[s + 1];
-    if (end <= start) return hc_fail(err, err_len, HEARTH_E_INVALID, "batch: sequence %d has no tokens", s);
-    const int32_t first = b->positions[start];
-    for (int32_t t = start; t < end; t++) {
-      if (b->tokens[t] < 0 || b->tokens[t] >= c->vocab_size)
-        return hc_fail(err, err_len, HEARTH_E_BOUNDS, "batch: token id %d out of range [0, %d)", b->tokens[t], c->vocab_size);
-      if (b->positions[t] != first + (t - start))
-        return hc_fail(err, err_len, HEARTH_E_INVALID, "batch: positions of sequence %d are not consecutive", s);
-    }
-    const int32_t last = b->positions[end - 1];
-    if (first < 0 || last >= c->max_seq_len || last >= capacity)
-      return hc_fail(err, err_len, HEARTH_E_BOUNDS,
-                     "batch: sequence %d reaches position %d, past the context (%d) or its block table (%lld)", s, last,
-                     c->max_seq_len, (long long)capacity);
-    const int32_t* table = b->block_tables + (size_t)s * o->max_blocks_per_seq;
-    for (int32_t i = 0; i <= last / o->kv_block_size; i++)
-      if (table[i] < 0 || table[i] >= o->kv_num_blocks)
-        return hc_fail(err, err_len, HEARTH_E_BOUNDS, "batch: sequence %d block %d is %d, not in [0, %d)", s, i, table[i],
-                       o->kv_num_blocks);
-    const hearth_sampling* sp = &b->sampling[s];
-    if (b->sample[s]) {
-      if (!SLICE_OK(sp->history_start, sp->history_len, b->n_history) || sp->prompt_len < 0 ||
-          !SLICE_OK(sp->bias_start, sp->bias_len, b->n_bias) || !SLICE_OK(sp->stop_ids_start, sp->stop_ids_len, b->n_stop_ids))
-        return hc_fail(err, err_len, HEARTH_E_BOUNDS, "batch: sampling slices of sequence %d run past their arrays", s);
-      if (isnan(sp->temperature) || isnan(sp->top_p) || isnan(sp->min_p) || sp->top_p < 0 || sp->top_p > 1 || sp->min_p < 0 ||
-          sp->min_p > 1 || sp->repetition_penalty <= 0 || isnan(sp->repetition_penalty) || sp->no_repeat_ngram_size < 0 ||
-          sp->n_top_logprobs < 0 || sp->n_top_logprobs > HEARTH_MAX_TOP_LOGPROBS)
-        return hc_fail(err, err_len, HEARTH_E_INVALID, "batch: sampling parameters of sequence %d out of range", s);
-    }
-  }
-  return HEARTH_OK;
-}
+/* The batch: plan, upload (the checks: kernels/cpu/context_check.c)                                      */
 
 static int32_t first_key(int32_t pos, int32_t window) { return window > 0 && pos + 1 > window ? pos + 1 - window : 0; }
 
@@ -377,8 +312,8 @@ off: /* graphs do not work here: run without them from now on */
 }
 
 extern "C" HEARTH_API int32_t hearth_step(hearth_context* ctx, const hearth_batch* b, char* err, size_t err_len) {
-  if (!ctx || !b) return hc_fail(err, err_len, HEARTH_E_INVALID, "step: context or batch is NULL");
-  int32_t rc = check_batch(ctx, b, err, err_len);
+  if (!ctx || !b) return hearth_fail(err, err_len, HEARTH_E_INVALID, "step: context or batch is NULL");
+  int32_t rc = hearth_check_batch(&ctx->model->cfg, &ctx->opts, b, err, err_len);
   if (rc != HEARTH_OK) return rc;
   HC_CHECK(cudaSetDevice(ctx->model->device), "step: cudaSetDevice");
   const int32_t V = ctx->model->cfg.vocab_size, D = ctx->model->cfg.dim, S = b->n_seqs;
@@ -391,7 +326,7 @@ extern "C" HEARTH_API int32_t hearth_step(hearth_context* ctx, const hearth_batc
   if (!rows || !sample_row) {
     if (rows != rows_buf) free(rows);
     if (sample_row != srow_buf) free(sample_row);
-    return hc_fail(err, err_len, HEARTH_E_NOMEM, "step: out of memory");
+    return hearth_fail(err, err_len, HEARTH_E_NOMEM, "step: out of memory");
   }
   int32_t R = 0;
   for (int32_t s = 0; s < S; s++) {

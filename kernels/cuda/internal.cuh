@@ -14,15 +14,14 @@
 #include <stdint.h>
 
 #include "../include/hearth.h"
+#include "../include/hearth_fail.h"
+#include "../include/hearth_model_desc.h"
 #include "../include/hearth_quant.h"
-
-#define HEARTH_CUDA_MAX_FILES 256
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* Errors                                                                                                 */
 
-/* Writes a formatted message into err (if any) and returns status. */
-int32_t hc_fail(char* err, size_t err_len, int32_t status, const char* fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Messages are written with hearth_fail (../include/hearth_fail.h), the CPU backend's own. */
 
 /* A CUDA call that failed: "what: cudaErrorName (message)"; out-of-memory is HEARTH_E_NOMEM, the rest
    HEARTH_E_INVALID. */
@@ -74,23 +73,6 @@ typedef struct {
   hc_weight w_down;    /* (D, F) */
 } hc_layer;
 
-/* A tensor as TypeScript described it, before hearth_model_finish uploads it. */
-typedef struct {
-  int32_t present;
-  int32_t file;
-  uint64_t offset;
-  uint64_t nbytes;
-  int32_t dtype;
-  int32_t n_dims;
-  int64_t dims[4];
-  char name[160];
-} hc_record;
-
-typedef struct {
-  void* addr;  /* mmap'd bytes (NULL for an empty file, or once the weights are on the device) */
-  size_t size; /* file size in bytes */
-} hc_file;
-
 struct hearth_model {
   hearth_model_config cfg;
   int32_t device;         /* CUDA device index, fixed at hearth_model_new */
@@ -100,10 +82,10 @@ struct hearth_model {
   int32_t finished;
 
   int32_t n_files;
-  hc_file files[HEARTH_CUDA_MAX_FILES];
+  hearth_mapped_file files[HEARTH_MAX_FILES]; /* ../include/hearth_model_desc.h */
   uint64_t mapped_bytes;  /* sum of the file sizes (the maps are dropped after the upload) */
 
-  hc_record* records;     /* (HEARTH_T_ROLE_COUNT, n_layers + 1): layer -1 at index 0 */
+  hearth_tensor_record* records; /* (HEARTH_T_ROLE_COUNT, n_layers + 1): layer -1 at index 0 */
 
   hc_weight tok_embd;     /* (V, D) */
   hc_weight output_norm;  /* (D) f32 */
