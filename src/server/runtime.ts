@@ -113,9 +113,17 @@ export async function runServer(options: RuntimeOptions): Promise<number> {
     print(`!! ${options.host}:${port}) can use this model. Only do this on a single-user host.`);
     print("!".repeat(78));
   } else {
-    print(`hearth auth token: ${token}`);
-    print("clients must send 'Authorization: Bearer <token>'");
-    print(`curl -H "Authorization: Bearer ${token}" ${base}/v1/models`);
+    // A token the operator chose (--auth-token, --auth-token-file, or the config) is theirs to keep out of
+    // logs: stderr usually ends in journald. Only a generated one is shown, as the seed does.
+    if (options.publishToken) {
+      print(`hearth auth token: ${token}`);
+      print("clients must send 'Authorization: Bearer <token>'");
+      print(`curl -H "Authorization: Bearer ${token}" ${base}/v1/models`);
+    } else {
+      print("hearth auth token: the one given by the operator (not shown)");
+      print("clients must send 'Authorization: Bearer <token>'");
+      print(`curl -H "Authorization: Bearer $TOKEN" ${base}/v1/models`);
+    }
     if (options.publishToken) {
       try {
         tokenPath = await writeTokenFile(port, token);

@@ -100,9 +100,13 @@ Deno.test({
           "chat-template-kwargs: { enable_thinking: false }",
         ].join("\n"),
       );
-      const server = await startServer({ args: [configPath, "--served-model-name", "from-flag"] });
+      const server = await startServer({
+        args: [configPath, "--served-model-name", "from-flag"],
+        token: "operator-token-123",
+      });
       try {
-        assertEquals(server.token, "operator-token-123");
+        // The operator's token works, and is never printed.
+        assert(!server.stderr.some((l) => l.includes("operator-token-123")), server.stderr.join("\n"));
         // Operator-supplied tokens are not published to the shared file.
         assertEquals(await exists(server.tokenFile), false);
         const res = await fetch(`${server.url}/v1/models`, {
@@ -202,9 +206,9 @@ Deno.test({
           "log-level: INFO",
         ].join("\n"),
       );
-      const server = await startServer({ args: ["--config", configPath] });
+      const server = await startServer({ args: ["--config", configPath], token: "yaml-token-1" });
       try {
-        assertEquals(server.token, "yaml-token-1");
+        assert(!server.stderr.some((l) => l.includes("yaml-token-1")), server.stderr.join("\n"));
         assertEquals(await exists(server.tokenFile), false);
         const chat = async (id: string, extra: Record<string, unknown>) => {
           const res = await fetch(`${server.url}/v1/chat/completions`, {

@@ -15,7 +15,7 @@ export interface ServerProcess {
   /** `http://127.0.0.1:PORT` */
   url: string;
   port: number;
-  /** The bearer token printed on stderr (null with --no-auth). */
+  /** The bearer token (printed on stderr when generated, else as given; null with --no-auth). */
   token: string | null;
   /** The XDG_CONFIG_HOME given to the process. */
   configHome: string;
@@ -38,6 +38,8 @@ export interface StartOptions {
   args?: string[];
   /** Wait for /health 200 (default true). */
   waitReady?: boolean;
+  /** The token the args give the server (it does not print an operator's token); default: read the banner. */
+  token?: string;
   env?: Record<string, string>;
 }
 
@@ -138,9 +140,10 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
     const port = Number(/:(\d+)/.exec(listening.split("listening on ")[1])![1]);
     const url = `http://127.0.0.1:${port}`;
     const noAuth = (options.args ?? []).includes("--no-auth");
-    const token = noAuth
+    const banner = noAuth
       ? null
       : (await waitForLine(/^hearth auth token: /)).slice("hearth auth token: ".length).trim();
+    const token = noAuth ? null : options.token ?? banner;
     if (options.waitReady ?? true) {
       const deadline = Date.now() + 30_000;
       while (true) {
