@@ -452,6 +452,30 @@ export interface SequenceSampling {
   stopIds: ArrayLike<number>;
 }
 
+/** A sequence's sampling with every processor off and greedy picks (temperature 0), then `overrides`. */
+export function sequenceSampling(overrides: Partial<SequenceSampling> = {}): SequenceSampling {
+  return {
+    seed: 0n,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    minP: 0,
+    repetitionPenalty: 1,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    noRepeatNgramSize: 0,
+    minTokens: 0,
+    nTopLogprobs: 0,
+    wantLogprob: false,
+    history: [],
+    promptLen: 0,
+    biasIds: [],
+    biasValues: [],
+    stopIds: [],
+    ...overrides,
+  };
+}
+
 /** hearth_batch.logits_mode */
 export const LogitsMode = { none: 0, last: 1, all: 2 } as const;
 

@@ -11,6 +11,7 @@ import {
   NativeContext,
   NativeError,
   NativeModel,
+  sequenceSampling,
   StepBatch,
 } from "../../src/native/hearth.ts";
 import { goldenLogits, maxAbsDiff, openFixture, readGolden, ROOT } from "./fixtures.ts";
@@ -243,25 +244,7 @@ const OPTIONS = {
 };
 
 function neutral() {
-  return {
-    seed: 1n,
-    temperature: 0,
-    topP: 1,
-    topK: 0,
-    minP: 0,
-    repetitionPenalty: 1,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    noRepeatNgramSize: 0,
-    minTokens: 0,
-    nTopLogprobs: 0,
-    wantLogprob: false,
-    history: [],
-    promptLen: 0,
-    biasIds: [],
-    biasValues: [],
-    stopIds: [],
-  };
+  return sequenceSampling({ seed: 1n });
 }
 
 // Every kernel path this CPU has must reproduce the goldens: run the golden logits test under each.

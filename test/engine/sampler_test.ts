@@ -6,7 +6,7 @@
  * follow the filtered distribution. The draws are keyed by (seed, position), so this is deterministic.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { LogitsMode, type SequenceSampling, StepBatch } from "../../src/native/hearth.ts";
+import { LogitsMode, type SequenceSampling, sequenceSampling, StepBatch } from "../../src/native/hearth.ts";
 import { openFixture } from "./fixtures.ts";
 
 const SEQS = 64;
@@ -22,25 +22,13 @@ interface Filters {
 }
 
 function sampling(seed: bigint, f: Filters): SequenceSampling {
-  return {
+  return sequenceSampling({
     seed,
     temperature: f.temperature,
     topP: f.topP ?? 1,
     topK: f.topK ?? 0,
     minP: f.minP ?? 0,
-    repetitionPenalty: 1,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    noRepeatNgramSize: 0,
-    minTokens: 0,
-    nTopLogprobs: 0,
-    wantLogprob: false,
-    history: [],
-    promptLen: 0,
-    biasIds: [],
-    biasValues: [],
-    stopIds: [],
-  };
+  });
 }
 
 /** The distribution the sampler should draw from, in float64: temperature, top-k, top-p, min-p. */

@@ -33,6 +33,7 @@ import {
   NativeContext,
   NativeModel,
   type SequenceSampling,
+  sequenceSampling,
   StepBatch,
 } from "../../src/native/hearth.ts";
 import { describeModel } from "../../src/model/loader.ts";
@@ -234,26 +235,7 @@ Deno.test({
 // The sampler
 
 function sampling(p: Partial<SequenceSampling>): SequenceSampling {
-  return {
-    seed: 1n,
-    temperature: 1,
-    topP: 1,
-    topK: 0,
-    minP: 0,
-    repetitionPenalty: 1,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    noRepeatNgramSize: 0,
-    minTokens: 0,
-    nTopLogprobs: 0,
-    wantLogprob: false,
-    history: [],
-    promptLen: 0,
-    biasIds: [],
-    biasValues: [],
-    stopIds: [],
-    ...p,
-  };
+  return sequenceSampling({ seed: 1n, temperature: 1, ...p });
 }
 
 /** Sampling settings that together reach every step of the pipeline. */

@@ -17,6 +17,7 @@ import {
   NativeContext,
   NativeModel,
   type SequenceSampling,
+  sequenceSampling,
   StepBatch,
 } from "../../src/native/hearth.ts";
 import { describeModelPath } from "../../src/model/describe.ts";
@@ -76,25 +77,12 @@ Deno.test({
     });
     try {
       const prompt = tokenizer!.encode("Once upon a time, in a small village,");
-      const base: SequenceSampling = {
-        seed: 0n,
+      const base = sequenceSampling({
         temperature: 1,
-        topP: 1,
-        topK: 0,
-        minP: 0,
-        repetitionPenalty: 1,
-        presencePenalty: 0,
-        frequencyPenalty: 0,
-        noRepeatNgramSize: 0,
-        minTokens: 0,
-        nTopLogprobs: 0,
         wantLogprob: true,
         history: prompt,
         promptLen: prompt.length,
-        biasIds: [],
-        biasValues: [],
-        stopIds: [],
-      };
+      });
       for (let seed = 1n; seed <= 6n; seed++) {
         const cases: SequenceSampling[] = [
           { ...base, seed, temperature: 2.5, topK: 3000 },
