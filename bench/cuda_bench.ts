@@ -21,6 +21,7 @@ import { cudaDevices } from "../src/native/hearth.ts";
 import { cudaCopyBandwidth } from "../src/native/cuda_testing.ts";
 import { writeBarChart } from "../src/bench/chart.ts";
 import { ensureRandomModel, LLAMA32_1B } from "./random_model.ts";
+import { decodeTokensPerSecond, median, prefillSeconds } from "./engine_timing.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -48,45 +49,6 @@ console.error(
 const copyGBs = cudaCopyBandwidth(2 ** 31, 20);
 console.error(`copy bandwidth (read + write, own kernel): ${copyGBs.toFixed(0)} GB/s`);
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function randomPrompt(n: number, vocab: number, seed: number): number[] {
-  let s = seed;
-  return Array.from({ length: n }, () => (s = (s * 1103515245 + 12345) % 2147483648) % vocab);
-}
-
-/** Seconds to the first token of a `len`-token prompt. */
-async function prefill(engine: Engine, len: number, seed: number): Promise<number> {
-  const t0 = performance.now();
-  for await (
-    const _ of engine.generate(randomPrompt(len, engine.info.vocabSize, seed), { maxTokens: 1 })
-  ) { /**/ }
-  return (performance.now() - t0) / 1000;
-}
-
-/** Aggregate tokens/s of `n` greedy decode steps after a 16-token prompt, `streams` sequences at once. */
-async function decode(engine: Engine, n: number, streams: number, seed: number): Promise<number> {
-  let start = 0;
-  let started = 0;
-  const one = async (i: number) => {
-    let count = 0;
-    for await (
-      const _ of engine.generate(randomPrompt(16, engine.info.vocabSize, seed + i), {
-        maxTokens: n + 1,
-        ignoreEos: true,
-        temperature: 0,
-      })
-    ) {
-      if (++count === 1 && ++started === streams) start = performance.now(); // all prefills done
-    }
-  };
-  await Promise.all(Array.from({ length: streams }, (_, i) => one(i)));
-  return (n * streams) / ((performance.now() - start) / 1000);
-}
-
 interface Row {
   engine: string;
   dtype: string;
@@ -111,14 +73,14 @@ for (const dtype of dtypes) {
   });
   try {
     const weightBytes = engine.memory().ownedWeights;
-    await prefill(engine, 64, 99); // warm up: module load, graphs for the shapes below
-    await decode(engine, 8, 1, 5);
+    await prefillSeconds(engine, 64, 99); // warm up: module load, graphs for the shapes below
+    await decodeTokensPerSecond(engine, 8, 1, 5);
     const dec: number[] = [], pre: number[] = [];
     const agg: Record<string, number[]> = Object.fromEntries(STREAMS.map((s) => [s, []]));
     for (let r = 0; r < runs; r++) {
-      dec.push(await decode(engine, 128, 1, r));
-      pre.push(2048 / await prefill(engine, 2048, 100 + r));
-      for (const s of STREAMS) agg[s].push(await decode(engine, 64, s, 1000 * r + s));
+      dec.push(await decodeTokensPerSecond(engine, 128, 1, r));
+      pre.push(2048 / await prefillSeconds(engine, 2048, 100 + r));
+      for (const s of STREAMS) agg[s].push(await decodeTokensPerSecond(engine, 64, s, 1000 * r + s));
     }
     const d = median(dec);
     const row: Row = {

@@ -16,6 +16,7 @@ import { cpuIsa } from "../src/native/hearth.ts";
 import { physicalCoreCount } from "../src/cli/cpu_info.ts";
 import { writeBarChart } from "../src/bench/chart.ts";
 import { ensureRandomModel, SMOLLM2_135M } from "./random_model.ts";
+import { decodeTokensPerSecond, median, prefillSeconds } from "./engine_timing.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -32,44 +33,6 @@ const runs = Number(values.runs);
 const batch = Number(values.batch);
 const dtypes = values.dtypes!.split(",") as DType[];
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function randomPrompt(n: number, vocab: number, seed: number): number[] {
-  let s = seed;
-  return Array.from({ length: n }, () => (s = (s * 1103515245 + 12345) % 2147483648) % vocab);
-}
-
-/** Seconds until the first token of a `len`-token prompt (the prefill step, plus one sample). */
-async function prefill(engine: Engine, len: number, seed: number): Promise<number> {
-  const t0 = performance.now();
-  for await (
-    const _ of engine.generate(randomPrompt(len, engine.info.vocabSize, seed), { maxTokens: 1 })
-  ) { /**/ }
-  return (performance.now() - t0) / 1000;
-}
-
-/** Tokens per second of `n` decode steps after a short prompt, for `streams` sequences at once. */
-async function decode(engine: Engine, n: number, streams: number, seed: number): Promise<number> {
-  let start = 0;
-  const one = async (i: number) => {
-    let count = 0;
-    for await (
-      const _ of engine.generate(randomPrompt(16, engine.info.vocabSize, seed + i), {
-        maxTokens: n + 1,
-        ignoreEos: true,
-        temperature: 0,
-      })
-    ) {
-      if (++count === 1 && start === 0) start = performance.now(); // time from the first decoded token
-    }
-  };
-  await Promise.all(Array.from({ length: streams }, (_, i) => one(i)));
-  return (n * streams) / ((performance.now() - start) / 1000);
-}
-
 interface Row {
   dtype: string;
   prefill128: number;
@@ -84,13 +47,13 @@ for (const dtype of dtypes) {
   const dir = await ensureRandomModel(SMOLLM2_135M, dtype);
   const engine = await Engine.load(dir, { threads, maxModelLen: 2048, maxBatchTokens: 512 });
   try {
-    await prefill(engine, 32, 99); // warm up: page in the weights, spin up the threads
+    await prefillSeconds(engine, 32, 99); // warm up: page in the weights, spin up the threads
     const p128: number[] = [], p512: number[] = [], dec: number[] = [], decB: number[] = [];
     for (let r = 0; r < runs; r++) {
-      p128.push(128 / await prefill(engine, 128, r));
-      p512.push(512 / await prefill(engine, 512, r));
-      dec.push(await decode(engine, 128, 1, r));
-      decB.push(await decode(engine, 64, batch, r));
+      p128.push(128 / await prefillSeconds(engine, 128, r));
+      p512.push(512 / await prefillSeconds(engine, 512, r));
+      dec.push(await decodeTokensPerSecond(engine, 128, 1, r));
+      decB.push(await decodeTokensPerSecond(engine, 64, batch, r));
     }
     const row = {
       dtype,

@@ -33,6 +33,7 @@ import { writeBarChart } from "../src/bench/chart.ts";
 import { cacheDir } from "./random_model.ts";
 import { LlamaCppPeer } from "./llamacpp/peer.ts";
 import { smollm2Path } from "../test/real/smollm2_model.ts";
+import { median } from "./engine_timing.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -201,11 +202,6 @@ async function memoryBandwidth(threads: number): Promise<number> {
 // ---------------------------------------------------------------------------------------------------------
 // Measurements
 // ---------------------------------------------------------------------------------------------------------
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
-}
 
 function randomPrompt(n: number, vocab: number, seed: number): number[] {
   let s = seed;

@@ -23,6 +23,7 @@ import {
   randomBlocks,
   rowBytes,
 } from "../src/native/quant_testing.ts";
+import { median } from "./engine_timing.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -38,11 +39,6 @@ const tokens = Number(values.tokens);
 const types = values.types!.split(",") as QType[];
 const names = isaNames();
 const isas = values.isa === "all" ? names.map((_, i) => i) : [-1];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 /** Seconds per product: calibrate the iteration count, then the median of 5 timed runs. */
 function time(run: (iters: number) => void): number {
