@@ -274,6 +274,22 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_kernel(mm_job j) {
 #define GM 64 /* weight rows per tile */
 #define GN 64 /* tokens per tile */
 
+
+/* A warp's 16 rows x 64 tokens of an mma tile into y (T, rows): accumulator nt holds rows r0, r0 + 8 and
+   tokens tok0 + 8 nt + 2 t4 (+ 1), as mma.sync lays out C; rows and tokens past the ends are skipped. */
+__device__ __forceinline__ void store_warp_tile(float* y, const float (*acc)[4], int64_t rows, int32_t T, int64_t r0,
+                                                int32_t tok0, int32_t t4) {
+  const int64_t r1 = r0 + 8;
+#pragma unroll
+  for (int nt = 0; nt < 8; nt++) {
+    const int32_t t0 = tok0 + nt * 8 + 2 * t4, t1 = t0 + 1;
+    if (r0 < rows && t0 < T) y[(size_t)t0 * rows + r0] = acc[nt][0];
+    if (r0 < rows && t1 < T) y[(size_t)t1 * rows + r0] = acc[nt][1];
+    if (r1 < rows && t0 < T) y[(size_t)t0 * rows + r1] = acc[nt][2];
+    if (r1 < rows && t1 < T) y[(size_t)t1 * rows + r1] = acc[nt][3];
+  }
+}
+
 /* BF16 / F16 weights, 32 columns per step; activations as hi + lo 16-bit halves. 4 warps, each 16 rows
    x 64 tokens. */
 #define GK_H 32
@@ -342,15 +358,7 @@ __global__ void __launch_bounds__(128) gemm_half_kernel(hc_weight w, float* __re
     }
     __syncthreads();
   }
-  const int64_t r0 = row0 + warp * 16 + g, r1 = r0 + 8;
-#pragma unroll
-  for (int nt = 0; nt < 8; nt++) {
-    const int32_t t0 = tok0 + nt * 8 + 2 * t4, t1 = t0 + 1;
-    if (r0 < w.rows && t0 < T) y[(size_t)t0 * w.rows + r0] = acc[nt][0];
-    if (r0 < w.rows && t1 < T) y[(size_t)t1 * w.rows + r0] = acc[nt][1];
-    if (r1 < w.rows && t0 < T) y[(size_t)t0 * w.rows + r1] = acc[nt][2];
-    if (r1 < w.rows && t1 < T) y[(size_t)t1 * w.rows + r1] = acc[nt][3];
-  }
+  store_warp_tile(y, acc, w.rows, T, row0 + warp * 16 + g, tok0, t4);
 }
 
 /* Quantized weights: two 32-value chunks per step, int8 mma per chunk, scaled in float:
@@ -450,15 +458,7 @@ __global__ void __launch_bounds__(128) gemm_q_kernel(hc_weight w, float* __restr
     }
     __syncthreads();
   }
-  const int64_t r0 = row0 + warp * 16 + g, r1 = r0 + 8;
-#pragma unroll
-  for (int nt = 0; nt < 8; nt++) {
-    const int32_t t0 = tok0 + nt * 8 + 2 * t4, t1 = t0 + 1;
-    if (r0 < w.rows && t0 < T) y[(size_t)t0 * w.rows + r0] = acc[nt][0];
-    if (r0 < w.rows && t1 < T) y[(size_t)t1 * w.rows + r0] = acc[nt][1];
-    if (r1 < w.rows && t0 < T) y[(size_t)t0 * w.rows + r1] = acc[nt][2];
-    if (r1 < w.rows && t1 < T) y[(size_t)t1 * w.rows + r1] = acc[nt][3];
-  }
+  store_warp_tile(y, acc, w.rows, T, row0 + warp * 16 + g, tok0, t4);
 }
 
 /* Any float layout, any k: float32 tiles of 64 x 64, 16 columns per step, 4 x 4 outputs per thread. */
