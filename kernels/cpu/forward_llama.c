@@ -37,39 +37,42 @@ typedef struct {
   int32_t threads;
 } matmul_job;
 
-/* Where task `task`'s rows start in its weight's bytes (packed or stored), or NULL past the last task. */
-static const uint8_t* task_bytes(const matmul_job* j, int32_t task) {
-  if (task >= j->first_task[j->n_targets]) return NULL;
-  int32_t i = 0;
-  while (task >= j->first_task[i + 1]) i++;
-  const hearth_weight* w = j->w[i];
-  const uint8_t* base = (const uint8_t*)(w->packed ? w->packed : w->data);
-  return base + (size_t)(task - j->first_task[i]) * (size_t)j->rows_per_task[i] * row_bytes(w);
+/* The rows of task `task`: its target i, rows [r0, r0 + n) of j->w[i], and where they start in the
+   weight's bytes (its packed layout when it has one: r0 is a multiple of the panel, so the slice starts
+   where row r0 would). Returns 0 past the last task. */
+typedef struct {
+  int32_t i;
+  int64_t r0, n;
+  const uint8_t* bytes;
+} task_slice;
+
+static int slice_of(const matmul_job* j, int32_t task, task_slice* s) {
+  if (task >= j->first_task[j->n_targets]) return 0;
+  s->i = 0;
+  while (task >= j->first_task[s->i + 1]) s->i++;
+  const hearth_weight* w = j->w[s->i];
+  const int64_t per = j->rows_per_task[s->i];
+  s->r0 = (int64_t)(task - j->first_task[s->i]) * per;
+  s->n = w->rows - s->r0 < per ? w->rows - s->r0 : per;
+  s->bytes = (const uint8_t*)(w->packed ? w->packed : w->data) + (size_t)s->r0 * row_bytes(w);
+  return 1;
 }
 
 static void matmul_task(void* arg, int32_t task, int32_t thread) {
   (void)thread;
-  matmul_job* j = (matmul_job*)arg;
-  int32_t i = 0;
-  while (task >= j->first_task[i + 1]) i++;
-  const hearth_weight* w = j->w[i];
-  int64_t r0 = (int64_t)(task - j->first_task[i]) * j->rows_per_task[i];
-  int64_t n = w->rows - r0 < j->rows_per_task[i] ? w->rows - r0 : j->rows_per_task[i];
-  if (j->T == 1) { /* decode streams the weights: start on the head of the task this thread likely takes next,
-                      so its stream is already in flight when this one ends (tasks go out in order) */
-    const uint8_t* next = task_bytes(j, task + j->threads);
-    if (next)
-      for (int o = 0; o < 4096; o += 64) __builtin_prefetch(next + o, 0, 2);
-  }
-  if (w->packed) { /* r0 is a multiple of the panel: the slice starts where row r0 would */
-    hearth_quant_matmul_packed(j->y[i] + r0, w->rows, (const uint8_t*)w->packed + (size_t)r0 * row_bytes(w), w->dtype,
-                               j->x_act[i], j->T, n, j->k);
-    return;
-  }
-  const void* wr = (const uint8_t*)w->data + (size_t)r0 * row_bytes(w);
-  if (j->x_act[i]) hearth_quant_matmul(j->y[i] + r0, w->rows, wr, w->dtype, j->x_act[i], j->T, n, j->k);
-  else if (j->T == 1) j->ops->matvec(j->y[i] + r0, wr, w->dtype, j->x, n, j->k);
-  else j->ops->matmul(j->y[i] + r0, w->rows, wr, w->dtype, j->x, j->T, n, j->k);
+  const matmul_job* j = (const matmul_job*)arg;
+  task_slice s, next;
+  slice_of(j, task, &s);
+  /* Decode streams the weights: start on the head of the task this thread likely takes next, so its
+     stream is already in flight when this one ends (tasks go out in order). */
+  if (j->T == 1 && slice_of(j, task + j->threads, &next))
+    for (int o = 0; o < 4096; o += 64) __builtin_prefetch(next.bytes + o, 0, 2);
+  const hearth_weight* w = j->w[s.i];
+  float* y = j->y[s.i] + s.r0;
+  if (w->packed) hearth_quant_matmul_packed(y, w->rows, s.bytes, w->dtype, j->x_act[s.i], j->T, s.n, j->k);
+  else if (j->x_act[s.i]) hearth_quant_matmul(y, w->rows, s.bytes, w->dtype, j->x_act[s.i], j->T, s.n, j->k);
+  else if (j->T == 1) j->ops->matvec(y, s.bytes, w->dtype, j->x, s.n, j->k);
+  else j->ops->matmul(y, w->rows, s.bytes, w->dtype, j->x, j->T, s.n, j->k);
 }
 
 typedef struct {
