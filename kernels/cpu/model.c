@@ -173,19 +173,16 @@ int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, si
 #undef RESOLVE_LAYER
   }
 #undef RESOLVE
-  /* The quantized kernels' own layout of every matrix they multiply (AVX2: panels of 8 rows), made once. */
-  hearth_weight* mats[7];
-  for (int32_t l = -1; l < m->cfg.n_layers; l++) {
-    int32_t n = 0;
-    if (l < 0) mats[n++] = &m->lm_head;
-    else {
-      hearth_layer_weights* L = &m->layers[l];
-      hearth_weight* ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-      for (int32_t i = 0; i < 7; i++) mats[n++] = ws[i];
-    }
-    for (int32_t i = 0; i < n; i++)
-      if ((rc = pack_weight(m, mats[i], l < 0 && (m->cfg.flags & HEARTH_CFG_TIED_EMBED), err, err_len)) != HEARTH_OK)
-        return rc;
+  /* The quantized kernels' own layout of every matrix they multiply (AVX2: panels of 8 rows), made once;
+     a tied lm_head keeps the embedding's stored rows, which are still looked up. */
+  if ((rc = pack_weight(m, &m->lm_head, (m->cfg.flags & HEARTH_CFG_TIED_EMBED) != 0, err, err_len)) != HEARTH_OK)
+    return rc;
+  for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+    hearth_layer_weights* L = &m->layers[l];
+#define PACK_LAYER(role, field, vector) \
+  if (!(vector) && (rc = pack_weight(m, &L->field, 0, err, err_len)) != HEARTH_OK) return rc;
+    HEARTH_LAYER_TENSORS(PACK_LAYER)
+#undef PACK_LAYER
   }
   m->finished = 1;
   return HEARTH_OK;
