@@ -27,7 +27,7 @@ import {
   randomTensorData,
   writeGguf,
 } from "../src/model/gguf_write.ts";
-import { cpuIsa } from "../src/native/hearth.ts";
+import { cpuIsa, KV_CACHE_ELEMENT_BYTES } from "../src/native/hearth.ts";
 import { physicalCoreCount } from "../src/cli/cpu_info.ts";
 import { writeBarChart } from "../src/bench/chart.ts";
 import { cacheDir } from "./random_model.ts";
@@ -284,6 +284,8 @@ const notes: string[] = [];
 const fileInfo: Record<string, { path: string; bytes: number; composition: string; bytesPerToken: number }> =
   {};
 const tokenBytesOf = new Map<string, TokenBytes>();
+/** Bytes per KV cache element of hearth's engine for each file. */
+const kvElementBytesOf = new Map<string, number>();
 let peerContext: unknown = null;
 
 for (const type of types) {
@@ -314,7 +316,10 @@ for (const type of types) {
   const vocab = engine.info.vocabSize;
   try {
     if (peer) peerContext = await peer.load(path, { threads, contextSize: 2048, batchSize: 512 });
-    console.error(`${label}: hearth weights ${engine.info.dtype}; ${tb.composition}`);
+    kvElementBytesOf.set(type, KV_CACHE_ELEMENT_BYTES[engine.info.kvCacheDtype ?? "float32"]);
+    console.error(
+      `${label}: hearth weights ${engine.info.dtype}, KV cache ${engine.info.kvCacheDtype}; ${tb.composition}`,
+    );
     // Warm up both: page in the weights, start the threads.
     await hearthFirstToken(engine, randomPrompt(64, vocab, 7));
     await hearthDecode(engine, randomPrompt(PROMPT_DECODE, vocab, 7), 8);
@@ -392,11 +397,12 @@ const bandwidth = Math.max(...bandwidths);
 console.error(
   `memory read bandwidth after: ${bandwidths[1].toFixed(2)} GB/s; using the best, ${bandwidth.toFixed(2)}`,
 );
-// KV caches: hearth keeps f32 (4 bytes an element), llama.cpp f16 (its default, 2 bytes).
+// KV caches: hearth's as the engine chose (f16 for quantized weights, f32 for float ones), llama.cpp's f16
+// (its default, 2 bytes an element).
 for (const row of rows) {
   if (row.phase !== "decode 128") continue;
   const tb = tokenBytesOf.get(row.type)!;
-  row.limitHearth = bandwidth * 1e9 / (tb.weights + 4 * tb.kvPerElementByte);
+  row.limitHearth = bandwidth * 1e9 / (tb.weights + kvElementBytesOf.get(row.type)! * tb.kvPerElementByte);
   row.limitLlamacpp = bandwidth * 1e9 / (tb.weights + 2 * tb.kvPerElementByte);
   row.pctHearth = 100 * row.hearth / row.limitHearth;
   row.pctLlamacpp = row.llamacpp === null ? null : 100 * row.llamacpp / row.limitLlamacpp;
@@ -450,16 +456,18 @@ for (const r of rows) {
 }
 lines.push(
   "",
-  "| file | 2-D weights | file MB | weight MB read per token | BW limit tok/s (hearth, f32 KV) | BW limit tok/s (llama.cpp, f16 KV) | greedy tokens alike |",
-  "|---|---|---:|---:|---:|---:|---:|",
+  "| file | 2-D weights | file MB | weight MB read per token | hearth KV cache | BW limit tok/s (hearth) | BW limit tok/s (llama.cpp, f16 KV) | greedy tokens alike |",
+  "|---|---|---:|---:|---|---:|---:|---:|",
 );
 for (const type of types) {
   const d = rows.find((r) => r.type === type && r.phase === "decode 128")!;
   const fi = fileInfo[type];
   lines.push(
-    `| ${d.label} | ${fi.composition} | ${mb(fi.bytes)} | ${mb(fi.bytesPerToken)} | ${f0(d.limitHearth)} | ${
-      f0(d.limitLlamacpp)
-    } | ${d.samePrefix === undefined ? "–" : `${d.samePrefix}/${DECODE + 1}`} |`,
+    `| ${d.label} | ${fi.composition} | ${mb(fi.bytes)} | ${mb(fi.bytesPerToken)} | ${
+      kvElementBytesOf.get(type) === 2 ? "f16" : "f32"
+    } | ${f0(d.limitHearth)} | ${f0(d.limitLlamacpp)} | ${
+      d.samePrefix === undefined ? "–" : `${d.samePrefix}/${DECODE + 1}`
+    } |`,
   );
 }
 
@@ -482,7 +490,8 @@ notes.push(
   "bytes read per token = every weight except the embedding table + one embedding row + the tied " +
     "embedding table once more as the output matrix (SmolLM2 ties them, so the table is read whole " +
     `every token) + the KV cache at the mean context of the decode (${PROMPT_DECODE}-token prompt, ` +
-    `${DECODE} tokens): f32 in hearth, f16 in llama.cpp`,
+    `${DECODE} tokens): in hearth f16 for quantized weights and f32 for F16 (the engine's default), f16 in ` +
+    `llama.cpp`,
   "prefill = time to the first token from an empty context (prompt of random ordinary-word ids), " +
     "decode = 128 greedy tokens after it at batch 1, EOS ignored, timed from the first generated token",
   "greedy tokens alike: how many of the 129 greedy tokens of the first decode run both engines " +

@@ -47,12 +47,13 @@ hearth_context* hearth_context_new(hearth_model* m, const hearth_context_options
   ctx->ops = hearth_cpu_ops_get();
   const size_t T = (size_t)o->max_batch_tokens, hd = (size_t)c->head_dim;
   const size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd;
-  /* KV cache: per layer (blocks, KVH, block_size, hd) floats, for keys and for values. */
+  /* KV cache: per layer (blocks, KVH, block_size, hd) elements of kv_dtype, for keys and for values. */
   const size_t per_layer = (size_t)o->kv_num_blocks * (size_t)o->kv_block_size * kv_dim;
   if (per_layer / kv_dim / (size_t)o->kv_block_size != (size_t)o->kv_num_blocks) goto nomem;
-  ctx->key_cache = hearth_alloc_uninit(per_layer * (size_t)c->n_layers, sizeof(float));
-  ctx->value_cache = hearth_alloc_uninit(per_layer * (size_t)c->n_layers, sizeof(float));
-  ctx->kv_bytes = 2 * per_layer * (size_t)c->n_layers * sizeof(float);
+  ctx->kv_elem = o->kv_dtype == HEARTH_DTYPE_F16 ? 2 : 4;
+  ctx->key_cache = hearth_alloc_uninit(per_layer * (size_t)c->n_layers, ctx->kv_elem);
+  ctx->value_cache = hearth_alloc_uninit(per_layer * (size_t)c->n_layers, ctx->kv_elem);
+  ctx->kv_bytes = 2 * per_layer * (size_t)c->n_layers * ctx->kv_elem;
   ctx->x = hearth_alloc(T * (size_t)c->dim, sizeof(float));
   ctx->xb = hearth_alloc(T * (size_t)c->dim, sizeof(float));
   ctx->q = hearth_alloc(T * q_dim, sizeof(float));
@@ -78,7 +79,7 @@ hearth_context* hearth_context_new(hearth_model* m, const hearth_context_options
     ctx->att_thread_floats = (int32_t)hearth_att_thread_floats(ctx->att_rows, c->head_dim);
     ctx->att_tasks = hearth_alloc((size_t)ctx->att_max_tasks, sizeof(hearth_att_task));
     ctx->att_scratch = hearth_alloc((size_t)o->n_threads * (size_t)ctx->att_thread_floats, sizeof(float));
-    ctx->att_kv = hearth_alloc((size_t)o->n_threads * 2 * HEARTH_ATT_KC, sizeof(float*));
+    ctx->att_kv = hearth_alloc((size_t)o->n_threads * 2 * HEARTH_ATT_KC, sizeof(void*));
     ctx->att_range = hearth_alloc((size_t)o->n_threads * 2 * (size_t)ctx->att_rows, sizeof(int32_t));
     ctx->att_zero = hearth_alloc(hd, sizeof(float));
     ctx->att_split = hearth_alloc((size_t)o->max_batch_seqs, sizeof(int32_t));

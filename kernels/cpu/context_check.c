@@ -21,6 +21,10 @@ int32_t hearth_check_context_new(int32_t have_model, int32_t finished, const hea
                        "max_batch_tokens %d, max_batch_seqs %d, max_blocks_per_seq %d)",
                        o->n_threads, o->kv_block_size, o->kv_num_blocks, o->max_batch_tokens, o->max_batch_seqs,
                        o->max_blocks_per_seq);
+  if (o->kv_dtype != HEARTH_DTYPE_F32 && o->kv_dtype != HEARTH_DTYPE_F16)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID,
+                       "context options: kv_dtype %d is neither float32 (%d) nor float16 (%d)", o->kv_dtype,
+                       HEARTH_DTYPE_F32, HEARTH_DTYPE_F16);
   return HEARTH_OK;
 }
 

@@ -209,9 +209,16 @@ static void qkv_post_task(void* arg, int32_t t, int32_t thread) {
   const int32_t block = b->block_tables[(size_t)s * ctx->opts.max_blocks_per_seq + pos / bs];
   const size_t layer_off = (size_t)j->layer * ctx->opts.kv_num_blocks * c->n_kv_heads * bs * hd;
   for (int32_t h = 0; h < c->n_kv_heads; h++) {
-    size_t off = layer_off + (((size_t)block * c->n_kv_heads + h) * bs + (size_t)(pos % bs)) * hd;
-    memcpy(ctx->key_cache + off, k + h * hd, sizeof(float) * (size_t)hd);
-    memcpy(ctx->value_cache + off, v + h * hd, sizeof(float) * (size_t)hd);
+    const size_t off = (layer_off + (((size_t)block * c->n_kv_heads + h) * bs + (size_t)(pos % bs)) * hd) * ctx->kv_elem;
+    uint8_t* kc = (uint8_t*)ctx->key_cache + off;
+    uint8_t* vc = (uint8_t*)ctx->value_cache + off;
+    if (ctx->opts.kv_dtype == HEARTH_DTYPE_F16) {
+      ctx->ops->to_f16((uint16_t*)kc, k + h * hd, hd);
+      ctx->ops->to_f16((uint16_t*)vc, v + h * hd, hd);
+    } else {
+      memcpy(kc, k + h * hd, sizeof(float) * (size_t)hd);
+      memcpy(vc, v + h * hd, sizeof(float) * (size_t)hd);
+    }
   }
 }
 
@@ -313,8 +320,9 @@ static void attention_task(void* arg, int32_t task, int32_t thread) {
   float* tm = l + small;                     /* (rows) folded max */
   float* tl = tm + small;                    /* (rows) folded sum */
   float* scratch = tl + small;               /* HEARTH_ATT_SCRATCH(rows, hd) for attend_chunk */
-  const float** kp = ctx->att_kv + (size_t)thread * 2 * KC; /* (KC) key rows of the chunk */
-  const float** vp = kp + KC;                               /* (KC) value rows of the chunk */
+  const void** kp = ctx->att_kv + (size_t)thread * 2 * KC; /* (KC) key rows of the chunk */
+  const void** vp = kp + KC;                               /* (KC) value rows of the chunk */
+  const int32_t kv_f16 = ctx->opts.kv_dtype == HEARTH_DTYPE_F16;
   int32_t* lo = ctx->att_range + (size_t)thread * 2 * R;    /* (rows) first key each row sees in the chunk */
   int32_t* hi = lo + R;                                     /* (rows) one past its last */
 
@@ -349,9 +357,9 @@ static void attention_task(void* arg, int32_t task, int32_t thread) {
           kp[jj] = vp[jj] = ctx->att_zero;
           continue;
         }
-        const size_t off = layer_off + (((size_t)table[p / bs] * KVH + w->kvh) * bs + p % bs) * hd;
-        kp[jj] = ctx->key_cache + off;
-        vp[jj] = ctx->value_cache + off;
+        const size_t off = (layer_off + (((size_t)table[p / bs] * KVH + w->kvh) * bs + p % bs) * hd) * ctx->kv_elem;
+        kp[jj] = (const uint8_t*)ctx->key_cache + off;
+        vp[jj] = (const uint8_t*)ctx->value_cache + off;
       }
       for (int32_t i = 0; i < w->nt; i++) {
         const int32_t pos = p0 + i, f = first_key(pos, c->sliding_window) - c0, e = pos + 1 - c0;
@@ -360,7 +368,7 @@ static void attention_task(void* arg, int32_t task, int32_t thread) {
           hi[i * group + gg] = e < 0 ? 0 : e > nk ? nk : e;
         }
       }
-      ctx->ops->attend_chunk(acc, m, l, q, rows, hd, kp, vp, nk, lo, hi, c->attn_scale, scratch);
+      ctx->ops->attend_chunk(acc, m, l, q, rows, hd, kp, vp, kv_f16, nk, lo, hi, c->attn_scale, scratch);
     }
     if (w->part >= 0) { /* a split decode: keep this segment's partial result for the merge pass */
       for (int32_t r = 0; r < rows; r++) {

@@ -90,18 +90,21 @@ typedef struct {
   void (*axpy)(float* y, float a, const float* x, int64_t n);
   /* dst[i] = float(src[i]) */
   void (*to_f32)(float* dst, const void* src, int32_t dtype, int64_t n);
+  /* dst[i] = src[i] as IEEE f16, rounded to nearest even (hearth_f32_to_f16's bits in every table) */
+  void (*to_f16)(uint16_t* dst, const float* src, int64_t n);
   /* gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)): SwiGLU's elementwise step */
   void (*silu_mul)(float* gate, const float* up, int64_t n);
   /* w[i] = exp((w[i] - shift) * scale); returns the sum of the new w (the sampler's softmax weights) */
   double (*exp_sum)(float* w, int64_t n, float shift, float scale);
   /* One chunk of blocked ("flash") attention with an online softmax. nq query rows q (nq, hd) meet
-     nk <= HEARTH_ATT_KC keys k[j] and values v[j] (hd floats each, finite); row r sees only keys j in
+     nk <= HEARTH_ATT_KC keys k[j] and values v[j] (hd elements each, finite: float32, or IEEE f16 when
+     kv_f16 is set, as the KV cache holds them); row r sees only keys j in
      [lo[r], hi[r]) (its causal mask and sliding window). Per row, the running max m (nq), the running sum
      of exp(score - m) l (nq) and the unnormalised output acc (nq, hd) are updated in place; a row that sees
      no key of the chunk is left exactly as it was. score = dot(q, k) * scale.
      scratch: HEARTH_ATT_SCRATCH(nq, hd) floats, 64-byte aligned. */
   void (*attend_chunk)(float* acc, float* m, float* l, const float* q, int32_t nq, int32_t hd,
-                       const float* const* k, const float* const* v, int32_t nk, const int32_t* lo,
+                       const void* const* k, const void* const* v, int32_t kv_f16, int32_t nk, const int32_t* lo,
                        const int32_t* hi, float scale, float* scratch);
 } hearth_cpu_ops;
 
@@ -170,9 +173,12 @@ struct hearth_context {
   const hearth_cpu_ops* ops;
   hearth_pool* pool;
 
-  /* Paged KV cache, per layer: (kv_num_blocks, n_kv_heads, kv_block_size, head_dim) floats each. */
-  float* key_cache;
-  float* value_cache;
+  /* Paged KV cache, per layer: (kv_num_blocks, n_kv_heads, kv_block_size, head_dim) elements each, of
+     opts.kv_dtype: float32, or f16 (half the memory and the bytes a decode reads; q, the scores and the
+     outputs stay float32). */
+  void* key_cache;
+  void* value_cache;
+  size_t kv_elem; /* bytes per element: 4 or 2 */
   uint64_t kv_bytes;
 
   /* Activations of one step, T = max_batch_tokens. */
@@ -194,7 +200,7 @@ struct hearth_context {
   int32_t att_max_segs;       /* ceil(max_seq_len / att_seg) */
   int32_t att_thread_floats;  /* floats of att_scratch per thread */
   float* att_scratch;         /* (n_threads, att_thread_floats) tile state and attend_chunk scratch */
-  const float** att_kv;       /* (n_threads, 2 * HEARTH_ATT_KC) key, then value row pointers of a chunk */
+  const void** att_kv;        /* (n_threads, 2 * HEARTH_ATT_KC) key, then value row pointers of a chunk */
   int32_t* att_range;         /* (n_threads, 2 * att_rows) per row visible keys [lo, hi) of a chunk */
   float* att_zero;            /* (head_dim) zeros: the key and value of chunk slots no row sees */
   int32_t* att_split;         /* (max_batch_seqs) tokens whose segments ran as separate tasks */

@@ -65,6 +65,7 @@ static inline void transpose8(__m256 r[8]) {
 #define VZERO() _mm256_setzero_ps()
 #define VLOAD(p) _mm256_loadu_ps(p)
 #define VLOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(p)))
+#define VSTORE_F16(p, v) _mm_storeu_si128((__m128i*)(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT))
 #define VLOAD_BF16(p) \
   _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)(p))), 16))
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)

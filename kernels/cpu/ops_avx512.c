@@ -57,6 +57,7 @@ static inline void transpose16(__m512 r[16]) {
 #define VZERO() _mm512_setzero_ps()
 #define VLOAD(p) _mm512_loadu_ps(p)
 #define VLOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(p)))
+#define VSTORE_F16(p, v) _mm256_storeu_si256((__m256i*)(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT))
 #define VLOAD_BF16(p) \
   _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(p))), 16))
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)

@@ -89,17 +89,30 @@ static double exp_sum_c(float* w, int64_t n, float shift, float scale) {
   return total;
 }
 
+static void to_f16_c(uint16_t* dst, const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; i++) dst[i] = hearth_f32_to_f16(src[i]);
+}
+
+/* A cache row as float32: the row itself, or its f16 elements converted into buf (hd <= 1024, checked at
+   model load). */
+static const float* kv_row(const void* row, int32_t kv_f16, float* buf, int32_t hd) {
+  if (!kv_f16) return (const float*)row;
+  for (int32_t i = 0; i < hd; i++) buf[i] = hearth_f16_to_f32(((const uint16_t*)row)[i]);
+  return buf;
+}
+
 static void attend_chunk_c(float* acc, float* m, float* l, const float* q, int32_t nq, int32_t hd,
-                           const float* const* k, const float* const* v, int32_t nk, const int32_t* lo,
-                           const int32_t* hi, float scale, float* scratch) {
+                           const void* const* k, const void* const* v, int32_t kv_f16, int32_t nk,
+                           const int32_t* lo, const int32_t* hi, float scale, float* scratch) {
   (void)nk;
   float* s = scratch; /* (KC) scores of one row, then exp(score - new max) */
+  float row[1024];    /* (hd) an f16 key or value row as float32 */
   for (int32_t r = 0; r < nq; r++) {
     if (hi[r] <= lo[r]) continue;
     const float* qr = q + (size_t)r * hd;
     float mc = -INFINITY;
     for (int32_t j = lo[r]; j < hi[r]; j++) {
-      s[j] = dot_c(qr, k[j], hd) * scale;
+      s[j] = dot_c(qr, kv_row(k[j], kv_f16, row, hd), hd) * scale;
       if (s[j] > mc) mc = s[j];
     }
     /* New max; the old sum and output were relative to the old max, so they shrink by exp(old - new)
@@ -111,7 +124,7 @@ static void attend_chunk_c(float* acc, float* m, float* l, const float* q, int32
     m[r] = mn;
     float* out = acc + (size_t)r * hd;
     for (int32_t i = 0; i < hd; i++) out[i] *= alpha;
-    for (int32_t j = lo[r]; j < hi[r]; j++) axpy_c(out, s[j], v[j], hd);
+    for (int32_t j = lo[r]; j < hi[r]; j++) axpy_c(out, s[j], kv_row(v[j], kv_f16, row, hd), hd);
   }
 }
 
@@ -122,6 +135,7 @@ const hearth_cpu_ops hearth_ops_c = {
     .dot = dot_c,
     .axpy = axpy_c,
     .to_f32 = to_f32_c,
+    .to_f16 = to_f16_c,
     .silu_mul = silu_mul_c,
     .exp_sum = exp_sum_c,
     .attend_chunk = attend_chunk_c,

@@ -54,22 +54,35 @@ HEARTH_API const char* hearth_test_ops_isa_name(int32_t i) {
   return t ? t->isa : NULL;
 }
 
-/* attend_chunk of table isa over keys and values given as (nk, hd) arrays; -1 when the table is absent or
-   the sizes are out of range. */
-HEARTH_API int32_t hearth_test_attend_chunk(int32_t isa, float* acc, float* m, float* l, const float* q,
-                                            int32_t nq, int32_t hd, const float* keys, const float* values,
-                                            int32_t nk, const int32_t* lo, const int32_t* hi, float scale) {
+/* to_f16 of table isa: dst (n) = src (n) as f16 bits; -1 when the table is absent. */
+HEARTH_API int32_t hearth_test_to_f16(int32_t isa, uint16_t* dst, const float* src, int64_t n) {
   const hearth_cpu_ops* t = table_at(isa);
-  if (!t || nq < 1 || hd < 1 || nk < 1 || nk > HEARTH_ATT_KC) return -1;
-  const float* k[HEARTH_ATT_KC];
-  const float* v[HEARTH_ATT_KC];
+  if (!t || n < 0) return -1;
+  t->to_f16(dst, src, n);
+  return 0;
+}
+
+/* attend_chunk of table isa over keys and values given as (nk, hd) arrays of kv_dtype (HEARTH_DTYPE_F32
+   or HEARTH_DTYPE_F16, as a KV cache holds them); -1 when the table is absent or the sizes or the type
+   are out of range. */
+HEARTH_API int32_t hearth_test_attend_chunk(int32_t isa, float* acc, float* m, float* l, const float* q,
+                                            int32_t nq, int32_t hd, const void* keys, const void* values,
+                                            int32_t kv_dtype, int32_t nk, const int32_t* lo, const int32_t* hi,
+                                            float scale) {
+  const hearth_cpu_ops* t = table_at(isa);
+  if (!t || nq < 1 || hd < 1 || hd > 1024 || nk < 1 || nk > HEARTH_ATT_KC ||
+      (kv_dtype != HEARTH_DTYPE_F32 && kv_dtype != HEARTH_DTYPE_F16))
+    return -1;
+  const size_t row = (size_t)hd * (kv_dtype == HEARTH_DTYPE_F16 ? 2 : 4);
+  const void* k[HEARTH_ATT_KC];
+  const void* v[HEARTH_ATT_KC];
   for (int32_t j = 0; j < nk; j++) {
-    k[j] = keys + (size_t)j * hd;
-    v[j] = values + (size_t)j * hd;
+    k[j] = (const uint8_t*)keys + (size_t)j * row;
+    v[j] = (const uint8_t*)values + (size_t)j * row;
   }
   float* scratch = hearth_alloc(HEARTH_ATT_SCRATCH(nq, hd), sizeof(float));
   if (!scratch) return -1;
-  t->attend_chunk(acc, m, l, q, nq, hd, k, v, nk, lo, hi, scale, scratch);
+  t->attend_chunk(acc, m, l, q, nq, hd, k, v, kv_dtype == HEARTH_DTYPE_F16, nk, lo, hi, scale, scratch);
   hearth_free_aligned(scratch);
   return 0;
 }

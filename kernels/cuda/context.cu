@@ -70,6 +70,11 @@ static cudaError_t ensure_block(hearth_context* ctx, size_t bytes) {
 extern "C" HEARTH_API hearth_context* hearth_context_new(hearth_model* m, const hearth_context_options* o, char* err,
                                                          size_t err_len) {
   if (hearth_check_context_new(m != NULL, m && m->finished, o, err, err_len) != HEARTH_OK) return NULL;
+  if (o->kv_dtype != HEARTH_DTYPE_F32) {
+    hearth_fail(err, err_len, HEARTH_E_INVALID, "context options: the CUDA backend keeps its KV cache in float32 "
+                                                "(kv_dtype %d asked for)", o->kv_dtype);
+    return NULL;
+  }
   const hearth_model_config* c = &m->cfg;
   if (hc_use_device(m->device, err, err_len) != HEARTH_OK) return NULL;
   hearth_context* ctx = (hearth_context*)calloc(1, sizeof(hearth_context));

@@ -117,7 +117,8 @@ typedef struct {
   int32_t max_batch_tokens;   /* 12: most tokens one step may carry */
   int32_t max_batch_seqs;     /* 16: most sequences one step may carry */
   int32_t max_blocks_per_seq; /* 20: stride of hearth_batch.block_tables */
-  int32_t reserved[2];        /* 24 */
+  int32_t kv_dtype;           /* 24: element type of the KV cache: HEARTH_DTYPE_F32 (0) or HEARTH_DTYPE_F16 */
+  int32_t reserved;           /* 28 */
 } hearth_context_options;
 
 /*

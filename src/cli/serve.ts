@@ -39,6 +39,11 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     kind: "number",
     help: "KV cache size: bytes, or a fraction (<= 1) of available memory (default 1/4 of it, at most 4 GiB)",
   },
+  "kv-cache-dtype": {
+    kind: "string",
+    help:
+      "KV cache elements: auto | float32 | float16 (default auto: float16 for quantized weights on the CPU)",
+  },
   "max-num-seqs": { kind: "int", help: "most sequences in one step (default 64)" },
   "max-num-batched-tokens": { kind: "int", help: "most tokens in one step (default 512)" },
   "max-waiting-requests": { kind: "int", help: "queued requests before new ones get 429 (default 1024)" },
@@ -189,6 +194,7 @@ export async function serve(argv: string[]): Promise<number> {
         maxModelLen: config.maxModelLen,
         kvCacheTokens: config.kvCacheTokens,
         kvCacheBytes: kvCacheBytes(config.kvCacheMemory),
+        kvCacheDtype: config.kvCacheDtype,
         maxBatchSeqs: config.maxNumSeqs,
         maxBatchTokens: config.maxNumBatchedTokens,
         maxWaiting: config.maxWaitingRequests,
@@ -197,7 +203,10 @@ export async function serve(argv: string[]): Promise<number> {
         warn: (message) => logger.warn(message),
       },
     );
-    logger.info(`serving on ${generator.info.device} in ${generator.info.dtype}`);
+    logger.info(
+      `serving on ${generator.info.device} in ${generator.info.dtype}; KV cache ` +
+        `${(generator.memory().kvCache / 2 ** 20).toFixed(1)} MiB of ${generator.info.kvCacheDtype}`,
+    );
     if (config.quantize) {
       const mem = generator.memory();
       const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;

@@ -5,8 +5,15 @@
  *
  * @module
  */
-import type { DType, GenerationDefaults, ModelDescription } from "../model/description.ts";
-import { LogitsMode, NativeContext, NativeModel, StepBatch } from "../native/hearth.ts";
+import type { DType, GenerationDefaults, ModelDescription, WeightDType } from "../model/description.ts";
+import {
+  KV_CACHE_ELEMENT_BYTES,
+  type KvCacheDType,
+  LogitsMode,
+  NativeContext,
+  NativeModel,
+  StepBatch,
+} from "../native/hearth.ts";
 import {
   defaultDtype,
   defaultGpuKvCacheBytes,
@@ -53,6 +60,12 @@ export interface EngineOptions {
   kvCacheBytes?: number;
   /** Tokens per KV block (default 16). */
   kvBlockSize?: number;
+  /**
+   * Element type of the KV cache. "auto" (default): float16 for quantized weights on the CPU (half the
+   * cache's memory and of the bytes each decoded token reads, the rounding llama.cpp's default cache
+   * has), float32 otherwise, so float checkpoints compute exactly as transformers does in float32.
+   */
+  kvCacheDtype?: "auto" | KvCacheDType;
   /** Most tokens in one step (default 512). */
   maxBatchTokens?: number;
   /** Most sequences in one step (default 64). */
@@ -82,6 +95,20 @@ export function defaultsFromGeneration(g: GenerationDefaults): Partial<GenerateP
   if (g.minP !== undefined) d.minP = g.minP;
   if (g.repetitionPenalty !== undefined) d.repetitionPenalty = g.repetitionPenalty;
   return d;
+}
+
+/**
+ * The KV cache element type for an `asked` setting: "auto" is float16 for quantized weights on the CPU
+ * (the CUDA backend keeps float32), float32 otherwise.
+ */
+export function resolveKvCacheDtype(
+  asked: "auto" | KvCacheDType,
+  device: Device,
+  weights: WeightDType,
+): KvCacheDType {
+  if (asked !== "auto") return asked;
+  const quantized = weights !== "f32" && weights !== "f16" && weights !== "bf16";
+  return device.kind === "cpu" && quantized ? "float16" : "float32";
 }
 
 /** The KV cache's byte budget when none is given: a quarter of the memory available now, at most 4 GiB. */
@@ -141,7 +168,14 @@ export class Engine implements TextGenerator {
     const c = desc.config;
     const where = await resolveDevice(opts.device ?? "auto");
     const blockSize = opts.kvBlockSize ?? 16;
-    const bytesPerToken = 2 * c.nLayers * c.nKvHeads * c.headDim * 4;
+    const asked = opts.quantize ?? opts.dtype ?? "auto";
+    const weights = asked === "auto" ? defaultDtype(where, desc.storedDtype) : asked;
+    const kvDtype = resolveKvCacheDtype(
+      opts.kvCacheDtype ?? "auto",
+      where.device,
+      weights === "auto" ? desc.storedDtype : weights,
+    );
+    const bytesPerToken = 2 * c.nLayers * c.nKvHeads * c.headDim * KV_CACHE_ELEMENT_BYTES[kvDtype];
     let maxContext = Math.min(opts.maxModelLen ?? c.maxSeqLen, c.maxSeqLen);
     const maxBatchTokens = opts.maxBatchTokens ?? 512;
     const maxBatchSeqs = Math.min(opts.maxBatchSeqs ?? 64, maxBatchTokens);
@@ -170,10 +204,9 @@ export class Engine implements TextGenerator {
       );
       maxContext = numBlocks * blockSize;
     }
-    const asked = opts.quantize ?? opts.dtype ?? "auto";
     const model = await NativeModel.load(
       { ...desc, config: { ...c, maxSeqLen: maxContext } },
-      asked === "auto" ? defaultDtype(where, desc.storedDtype) : asked,
+      weights,
       where.device,
     );
     let ctx: NativeContext;
@@ -185,6 +218,7 @@ export class Engine implements TextGenerator {
         maxBatchTokens,
         maxBatchSeqs,
         maxBlocksPerSeq: Math.ceil(maxContext / blockSize),
+        kvDtype,
       });
     } catch (e) {
       model.free();
@@ -200,6 +234,7 @@ export class Engine implements TextGenerator {
       bosTokenId: generation.bosTokenId ?? c.bosTokenId,
       defaults: defaultsFromGeneration(generation),
       dtype: model.dtype,
+      kvCacheDtype: kvDtype,
       device: deviceName(where.device) + (where.cuda ? ` (${where.cuda.name})` : ""),
     };
     const scheduler = new Scheduler(new KvBlockAllocator(numBlocks, blockSize), {

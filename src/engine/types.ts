@@ -99,6 +99,8 @@ export interface EngineInfo {
   defaults: Partial<GenerateParams>;
   /** Weight dtype actually computed with, e.g. "bf16". */
   dtype: string;
+  /** Element type of the KV cache. */
+  kvCacheDtype?: "float32" | "float16";
   /** Where the model runs: "cpu", or "cuda:N (its name)". */
   device?: string;
 }

@@ -376,6 +376,12 @@ export class NativeModel {
 }
 
 /** Options of a native context (hearth_context_options). */
+/** Element type of the KV cache: float32, or float16 (half the memory and half the bytes a decode reads). */
+export type KvCacheDType = "float32" | "float16";
+
+/** Bytes per KV cache element of each type. */
+export const KV_CACHE_ELEMENT_BYTES: Readonly<Record<KvCacheDType, number>> = { float32: 4, float16: 2 };
+
 export interface ContextOptions {
   threads: number;
   kvBlockSize: number;
@@ -383,6 +389,8 @@ export interface ContextOptions {
   maxBatchTokens: number;
   maxBatchSeqs: number;
   maxBlocksPerSeq: number;
+  /** KV cache element type (default float32). */
+  kvDtype?: KvCacheDType;
 }
 
 /** A KV cache plus scratch plus threads on a model; runs {@link StepBatch}es. */
@@ -396,7 +404,21 @@ export class NativeContext {
   static create(model: NativeModel, o: ContextOptions): Promise<NativeContext> {
     const l = model.library;
     const buf = new Int32Array(8);
-    buf.set([o.threads, o.kvBlockSize, o.kvNumBlocks, o.maxBatchTokens, o.maxBatchSeqs, o.maxBlocksPerSeq]);
+    // An unknown name goes to the library as -1, which refuses it with the accepted values.
+    const kvDtype = o.kvDtype === undefined || o.kvDtype === "float32"
+      ? DTYPE_CODE.f32
+      : o.kvDtype === "float16"
+      ? DTYPE_CODE.f16
+      : -1;
+    buf.set([
+      o.threads,
+      o.kvBlockSize,
+      o.kvNumBlocks,
+      o.maxBatchTokens,
+      o.maxBatchSeqs,
+      o.maxBlocksPerSeq,
+      kvDtype,
+    ]);
     const err = new Uint8Array(ERR_LEN);
     const ptr = l.hearth_context_new(model.pointer, new Uint8Array(buf.buffer), err, BigInt(ERR_LEN));
     if (!ptr) return Promise.reject(new NativeError(errorText(err), -1));

@@ -31,6 +31,8 @@ export const ServerConfigSchema = z.strictObject({
   "kv-cache-tokens": z.int().min(1).optional(),
   /** Bytes (> 1) or a fraction of the memory available at start (<= 1) for the KV cache. */
   "kv-cache-memory": z.number().positive().optional(),
+  /** KV cache element type; auto: float16 for quantized weights on the CPU, else float32. */
+  "kv-cache-dtype": z.enum(["auto", "float32", "float16", "f32", "f16", "fp32", "fp16"]).default("auto"),
   "max-num-seqs": z.int().min(1).optional(),
   "max-num-batched-tokens": z.int().min(1).optional(),
   "max-waiting-requests": z.int().min(0).optional(),
@@ -76,6 +78,8 @@ export interface ServerConfig {
   kvCacheTokens?: number;
   /** Bytes (> 1) or fraction of available memory (<= 1) for the KV cache. */
   kvCacheMemory?: number;
+  /** KV cache element type ("auto": float16 for quantized weights on the CPU, else float32). */
+  kvCacheDtype: "auto" | "float32" | "float16";
   /** Most sequences in one step. */
   maxNumSeqs?: number;
   /** Most tokens in one step (decode tokens plus prompt chunks). */
@@ -185,6 +189,11 @@ export function resolveConfig(
     maxModelLen: c["max-model-len"],
     kvCacheTokens: c["kv-cache-tokens"],
     kvCacheMemory: c["kv-cache-memory"],
+    kvCacheDtype: c["kv-cache-dtype"] === "auto"
+      ? "auto"
+      : c["kv-cache-dtype"].endsWith("16")
+      ? "float16"
+      : "float32",
     maxNumSeqs: c["max-num-seqs"],
     maxNumBatchedTokens: c["max-num-batched-tokens"],
     maxWaitingRequests: c["max-waiting-requests"],

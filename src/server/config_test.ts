@@ -97,3 +97,19 @@ Deno.test("the example server.yaml is valid, and so is each key it shows comment
     resolveConfig({ ...values, ...example }, {}, `server.yaml (commented-out ${line})`);
   }
 });
+
+Deno.test("kv-cache-dtype: auto by default, aliases normalised, anything else names the flag", () => {
+  assertEquals(resolveConfig({ model: "a" }, {}).kvCacheDtype, "auto");
+  for (
+    const [given, want] of [["fp16", "float16"], ["f16", "float16"], ["float32", "float32"], [
+      "f32",
+      "float32",
+    ]]
+  ) {
+    assertEquals(resolveConfig({ model: "a" }, { "kv-cache-dtype": given }).kvCacheDtype, want);
+  }
+  assertThrows(
+    () => resolveConfig({ model: "a" }, { "kv-cache-dtype": "bf16" }),
+    (e: Error) => e instanceof ConfigError && e.message.includes("--kv-cache-dtype"),
+  );
+});

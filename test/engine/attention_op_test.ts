@@ -2,14 +2,20 @@
  * The attention kernel (attend_chunk, kernels/cpu/ops_*.c) on every instruction set this CPU runs,
  * against the plain C table and against a float64 softmax: odd head sizes (the vector tables fall back to
  * C), chunks of 1 to 64 keys, query rows that see part of a chunk, all of it or none of it (causal masks,
- * sliding windows), GQA-sized row counts, and a running state carried over two chunks.
+ * sliding windows), GQA-sized row counts, and a running state carried over two chunks. With an f16 KV
+ * cache the keys and values are read as f16: every table must give exactly the bits it gives on float32
+ * keys and values of the same (f16-rounded) numbers, so the cache's element type changes only the
+ * rounding of what is stored.
  */
 import { assert, assertEquals } from "../assert.ts";
 import { libraryFileName } from "../../build.ts";
 import { ROOT } from "./fixtures.ts";
+import { f16Bits } from "../../src/model/gguf_write.ts";
+import { f16ToNumber } from "../../src/native/quant_testing.ts";
 
 const SYMBOLS = {
   hearth_test_ops_isa_name: { parameters: ["i32"], result: "pointer" },
+  hearth_test_to_f16: { parameters: ["i32", "buffer", "buffer", "i64"], result: "i32" },
   hearth_test_attend_chunk: {
     parameters: [
       "i32", // isa
@@ -21,6 +27,7 @@ const SYMBOLS = {
       "i32", // hd
       "buffer", // keys (nk, hd)
       "buffer", // values (nk, hd)
+      "i32", // kv dtype: 0 float32, 1 f16
       "i32", // nk
       "buffer", // lo (nq)
       "buffer", // hi (nq)
@@ -65,7 +72,18 @@ interface State {
   l: Float32Array; // (nq)
 }
 
-function run(isa: number, q: Float32Array, nq: number, hd: number, chunks: Chunk[], scale: number): State {
+/** f16 bits of each element (round to nearest even, as the cache stores them). */
+const toF16 = (a: Float32Array) => Uint16Array.from(a, f16Bits);
+
+function run(
+  isa: number,
+  q: Float32Array,
+  nq: number,
+  hd: number,
+  chunks: Chunk[],
+  scale: number,
+  kvF16 = false,
+): State {
   const s: State = {
     acc: new Float32Array(nq * hd),
     m: new Float32Array(nq).fill(-Infinity),
@@ -80,8 +98,9 @@ function run(isa: number, q: Float32Array, nq: number, hd: number, chunks: Chunk
       q,
       nq,
       hd,
-      c.keys,
-      c.values,
+      kvF16 ? toF16(c.keys) : c.keys,
+      kvF16 ? toF16(c.values) : c.values,
+      kvF16 ? 1 : 0,
       c.nk,
       c.lo,
       c.hi,
@@ -191,4 +210,98 @@ Deno.test(`attention op: every table (${ISAS.map((i) => i[1]).join(", ")}) agree
     }
   }
   assertEquals(cases, 5 * 6 * 7 * 4);
+});
+
+Deno.test(`attention op: f16 keys and values give the bits of float32 ones of the same values, every table`, () => {
+  const round = (a: Float32Array) => Float32Array.from(a, (x) => f16ToNumber(f16Bits(x)));
+  let cases = 0;
+  for (const hd of [24, 64, 128]) {
+    for (const nq of [1, 3, 8]) {
+      for (const nk of [1, 17, 64]) {
+        for (const pattern of ["all", "causal", "random"]) {
+          const next = rng(hd * 7919 + nq * 31 + nk + pattern.length);
+          const q = Float32Array.from({ length: nq * hd }, () => next());
+          const chunks = [
+            makeChunk(next, nq, hd, nk, pattern, nk - nq),
+            makeChunk(next, nq, hd, nk, pattern, -nq),
+          ].map((c) => ({ ...c, keys: round(c.keys), values: round(c.values) }));
+          const scale = 1 / Math.sqrt(hd);
+          for (const [isa, name] of ISAS) {
+            const f32 = run(isa, q, nq, hd, chunks, scale, false);
+            const f16 = run(isa, q, nq, hd, chunks, scale, true);
+            const label = `${name} hd ${hd} nq ${nq} nk ${nk} ${pattern}`;
+            assertEquals(Array.from(f16.m), Array.from(f32.m), `${label}: max`);
+            assertEquals(Array.from(f16.l), Array.from(f32.l), `${label}: sum`);
+            assertEquals(Array.from(f16.acc), Array.from(f32.acc), `${label}: outputs`);
+          }
+          cases++;
+        }
+      }
+    }
+  }
+  assertEquals(cases, 3 * 3 * 3 * 3);
+});
+
+Deno.test("attention op: an unknown KV element type is refused", () => {
+  const q = new Float32Array(16), kv = new Float32Array(16), lo = new Int32Array(1), hi = new Int32Array([1]);
+  const rc = lib.hearth_test_attend_chunk(
+    0,
+    new Float32Array(16),
+    new Float32Array(1),
+    new Float32Array(1),
+    q,
+    1,
+    16,
+    kv,
+    kv,
+    2,
+    1,
+    lo,
+    hi,
+    1,
+  );
+  assertEquals(rc, -1);
+});
+
+Deno.test("KV cache f16 conversion: every table rounds like the scalar reference (ties, subnormals, overflow)", () => {
+  const next = rng(12345);
+  const special = [
+    0,
+    -0,
+    1,
+    -1,
+    65504,
+    65519.99,
+    65520,
+    -65520,
+    1e6,
+    2 ** -14,
+    2 ** -24,
+    2 ** -25,
+    3 * 2 ** -26,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+    2 ** -20 * 1.5,
+    Infinity,
+    -Infinity,
+    NaN,
+  ];
+  const src = Float32Array.from([
+    ...special,
+    ...Array.from({ length: 1000 }, (_, i) => next() * 2 ** ((i % 40) - 24)),
+  ]);
+  const want = Array.from(src, (x) => Number.isNaN(x) ? -1 : f16Bits(x));
+  for (const [isa, name] of ISAS) {
+    const dst = new Uint16Array(src.length);
+    assertEquals(lib.hearth_test_to_f16(isa, dst, src, BigInt(src.length)), 0);
+    for (let i = 0; i < src.length; i++) {
+      if (want[i] === -1) {
+        assert((dst[i] & 0x7c00) === 0x7c00 && (dst[i] & 0x3ff) !== 0, `${name}: NaN stays NaN`);
+      } else {assertEquals(
+          dst[i],
+          want[i],
+          `${name}: ${src[i]} -> ${dst[i].toString(16)} want ${want[i].toString(16)}`,
+        );}
+    }
+  }
 });

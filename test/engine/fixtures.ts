@@ -5,7 +5,7 @@
  * @module
  */
 import { describeModel } from "../../src/model/loader.ts";
-import { NativeContext, NativeModel } from "../../src/native/hearth.ts";
+import { type KvCacheDType, NativeContext, NativeModel } from "../../src/native/hearth.ts";
 import type { WeightDType } from "../../src/model/description.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
@@ -52,8 +52,13 @@ export function goldenLogits(g: Golden, seqIndex: number, native = false): Float
 /** A native model + context on a fixture, sized for tests. */
 export async function openFixture(
   dir: string,
-  opts: { dtype?: WeightDType | "auto"; threads?: number; maxBatchTokens?: number; maxBatchSeqs?: number } =
-    {},
+  opts: {
+    dtype?: WeightDType | "auto";
+    threads?: number;
+    maxBatchTokens?: number;
+    maxBatchSeqs?: number;
+    kvDtype?: KvCacheDType;
+  } = {},
 ): Promise<{ model: NativeModel; ctx: NativeContext; close: () => void }> {
   const { description } = await describeModel(dir.startsWith("/") ? dir : `${ROOT}${dir}`);
   const model = await NativeModel.load(description, opts.dtype ?? "auto");
@@ -65,6 +70,7 @@ export async function openFixture(
     maxBatchTokens: opts.maxBatchTokens ?? 128,
     maxBatchSeqs: opts.maxBatchSeqs ?? 8,
     maxBlocksPerSeq: Math.ceil(maxSeq / 16),
+    kvDtype: opts.kvDtype,
   });
   return {
     model,

@@ -7,6 +7,7 @@ import { describeModel } from "../../src/model/loader.ts";
 import type { ModelDescription } from "../../src/model/description.ts";
 import {
   cpuIsa,
+  type KvCacheDType,
   LogitsMode,
   NativeContext,
   NativeError,
@@ -114,6 +115,11 @@ Deno.test("native: context options out of range are refused", async () => {
         "out of range",
       );
     }
+    await assertRejects(
+      () => NativeContext.create(model, { ...base, kvDtype: "bfloat16" as KvCacheDType }),
+      NativeError,
+      "kv_dtype -1 is neither float32 (0) nor float16 (1)",
+    );
   } finally {
     model.free();
   }

@@ -11,12 +11,20 @@
  *     products, each its own way: this rounding alone moves the top-1 of a few percent of positions of
  *     this small model (hearth's own quantized and float paths differ as much), so the agreement is
  *     printed next to that floor — llama.cpp's agreement with float arithmetic on its own weights — and
- *     must come within 1.5 points of it.
+ *     must come within 2 points of it, its median logit gap within 1.25x the floor's; with the f16 KV
+ *     cache the engine uses for quantized weights and with a float32 one. (The issue's 99 % cannot be
+ *     reached this way: float arithmetic itself agrees with llama.cpp's integer kernels on ~96.7 %.)
  */
 import { assert } from "../assert.ts";
 import { describeModelPath } from "../../src/model/describe.ts";
 import type { Tokenizer } from "../../src/model/tokenizer.ts";
-import { LogitsMode, NativeContext, NativeModel, StepBatch } from "../../src/native/hearth.ts";
+import {
+  type KvCacheDType,
+  LogitsMode,
+  NativeContext,
+  NativeModel,
+  StepBatch,
+} from "../../src/native/hearth.ts";
 import { physicalCoreCount } from "../../src/cli/cpu_info.ts";
 import { LlamaCppPeer } from "../../bench/llamacpp/peer.ts";
 import { ensureDequantizedCopy } from "./gguf_dequant.ts";
@@ -131,6 +139,7 @@ async function hearthPicks(
   dtype: WeightDType | "auto",
   sequences: number[][],
   theirs: [number, number][][][],
+  kvDtype: KvCacheDType = "float32",
 ): Promise<HearthPick[][]> {
   const { description } = await describeModelPath(path, { tokenizer: false });
   const vocab = description.config.vocabSize;
@@ -144,6 +153,7 @@ async function hearthPicks(
     maxBatchTokens: chunkTokens,
     maxBatchSeqs: 1,
     maxBlocksPerSeq: blocksPerSeq,
+    kvDtype,
   });
   try {
     const batch = new StepBatch(ctx.options, vocab);
@@ -271,13 +281,17 @@ Deno.test({
   fn: async () => {
     const { path, tokenizer, sequences } = await setup();
     const theirs = await llamaTop2(path, sequences);
-    const mine = await hearthPicks(path, "auto", sequences, theirs);
+    // With the KV cache the engine gives quantized weights (f16, as llama.cpp's default), and in f32.
+    const mine = await hearthPicks(path, "auto", sequences, theirs, "float16");
+    const mine32 = await hearthPicks(path, "auto", sequences, theirs, "float32");
     // The floor: hearth with the same weights dequantized at load (float kernels, agreeing with
     // llama.cpp's float arithmetic ≥ 99 % above) against llama.cpp's integer kernels.
     const floats = await hearthPicks(path, "f32", sequences, theirs);
     const quant = agreement(tokenizer, sequences, theirs, mine);
+    const quant32 = agreement(tokenizer, sequences, theirs, mine32);
     const float = agreement(tokenizer, sequences, theirs, floats);
     console.log(`teacher-forced top-1 agreement with llama.cpp on the Q4_1 file: ${pct(quant)}`);
+    console.log(`  the same with a float32 KV cache: ${pct(quant32)}`);
     console.log(`  floor, float arithmetic on the same weights against llama.cpp: ${pct(float)}`);
     const own = mine.flat().filter((m, i) => m.top === floats.flat()[i].top).length;
     console.log(
@@ -286,10 +300,21 @@ Deno.test({
     );
     for (const m of quant.misses.slice(0, 8)) console.log(`  differs ${m}`);
     if (quant.misses.length > 8) console.log(`  ... and ${quant.misses.length - 8} more`);
-    assert(
-      quant.rate >= Math.min(0.99, float.rate - 0.015),
-      `agreement ${(100 * quant.rate).toFixed(2)} % is more than 1.5 points below the floor ` +
-        `${(100 * float.rate).toFixed(2)} %`,
-    );
+    // Each engine's 8-bit rounding moves its logits by about as much as they differ from float
+    // arithmetic, and any other rounding upstream (an f16 cache) redraws which positions flip: the
+    // count of flipped top-1s of two such draws varies by about a point over 813 positions, the median
+    // logit gap far less. So: the gap at most 1.25x the floor's, and the agreement within 2 points of it.
+    for (const [label, a] of [["f16 cache", quant], ["float32 cache", quant32]] as const) {
+      assert(
+        a.logitDiff.median <= 1.25 * float.logitDiff.median,
+        `${label}: median |Δ logit| ${a.logitDiff.median.toFixed(3)} > 1.25 x the floor's ` +
+          `${float.logitDiff.median.toFixed(3)}`,
+      );
+      assert(
+        a.rate >= Math.min(0.99, float.rate - 0.02),
+        `${label}: agreement ${(100 * a.rate).toFixed(2)} % is more than 2 points below the floor ` +
+          `${(100 * float.rate).toFixed(2)} %`,
+      );
+    }
   },
 });
