@@ -167,22 +167,33 @@ interface Row {
   itlP99: number;
 }
 
-// HTTP+SSE overhead: one stream of 128 tokens through the server against the same request on an engine
-// in this process, alternated 5 times (the other side idle meanwhile), so that load from elsewhere on a
-// shared machine falls on both alike. Measured on the idle server before the load levels (the target) and
-// again after them (a server slowed by what the load left behind would show there).
+// HTTP+SSE overhead: one stream through the server against the same request on an engine in this
+// process (the other side idle meanwhile), in pairs alternated A B B A so that load from elsewhere on a
+// shared machine and any drift fall on both alike; the overhead is the median of the pairs' ratios.
+// Beside it, the CPU time of each side's main thread per token (/proc: the server's JS thread, which does
+// HTTP, SSE and detokenizing, against this process's, which runs the same engine loop): on a machine
+// whose cores all compute, that time is what the server takes from the decode. Measured on the idle
+// server before the load levels (the target) and again after them (a server slowed by what the load
+// left behind would show there).
 const engine = await Engine.load(dir, { threads, quantize: "q8_0", maxModelLen: 2048 });
 const OVERHEAD_PROMPT = Array.from({ length: 40 }, (_, i) => 300 + ((i * 97) % 40000));
+const OVERHEAD_TOKENS = 96, OVERHEAD_PAIRS = 12;
 const meanGap = (gaps: number[]) => gaps.reduce((a, b) => a + b, 0) / gaps.length;
+/** CPU seconds (user + system) thread `tid` of process `pid` has used. */
+function threadCpuSeconds(pid: number, tid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/task/${tid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // clock ticks: 100 per second on Linux
+}
 async function viaHttp(k: number): Promise<number> {
-  return meanGap((await streamOne(k, { prompt: OVERHEAD_PROMPT, maxTokens: 128 })).gaps);
+  return meanGap((await streamOne(k, { prompt: OVERHEAD_PROMPT, maxTokens: OVERHEAD_TOKENS })).gaps);
 }
 async function inProcess(k: number): Promise<number> {
   let last = 0;
   const gaps: number[] = [];
   for await (
     const _ of engine.generate(OVERHEAD_PROMPT, {
-      maxTokens: 128,
+      maxTokens: OVERHEAD_TOKENS,
       ignoreEos: true,
       temperature: 0.7,
       seed: k,
@@ -194,15 +205,40 @@ async function inProcess(k: number): Promise<number> {
   }
   return meanGap(gaps);
 }
-/** Median ms per token through the server and in this process, and the overhead of the first. */
-async function measureOverhead(): Promise<{ httpMs: number; engineMs: number; overhead: number }> {
+interface Overhead {
+  httpMs: number;
+  engineMs: number;
+  /** Median over the pairs of (server − in-process) / in-process time per token. */
+  overhead: number;
+  /** Main-thread CPU ms per token: the server's, and this process's running the engine in-process. */
+  serverMainCpuMs: number;
+  engineMainCpuMs: number;
+}
+async function measureOverhead(): Promise<Overhead> {
   const http: number[] = [], local: number[] = [];
-  for (let k = 0; k < 5; k++) {
-    http.push(await viaHttp(k));
-    local.push(await inProcess(k));
+  let serverCpu = 0, localCpu = 0;
+  const timed = async (side: "http" | "local", k: number) => {
+    const c0 = side === "http"
+      ? threadCpuSeconds(child.pid, child.pid)
+      : threadCpuSeconds(Deno.pid, Deno.pid);
+    const ms = side === "http" ? await viaHttp(k) : await inProcess(k);
+    if (side === "http") serverCpu += threadCpuSeconds(child.pid, child.pid) - c0, http.push(ms);
+    else localCpu += threadCpuSeconds(Deno.pid, Deno.pid) - c0, local.push(ms);
+  };
+  for (let k = 0; k < OVERHEAD_PAIRS; k++) {
+    for (const side of k % 2 === 0 ? ["http", "local"] as const : ["local", "http"] as const) {
+      await timed(side, k);
+    }
   }
-  const httpMs = percentile(http, 50), engineMs = percentile(local, 50);
-  return { httpMs, engineMs, overhead: (httpMs - engineMs) / engineMs };
+  const ratios = http.map((h, i) => (h - local[i]) / local[i]);
+  const perToken = 1000 / (OVERHEAD_PAIRS * OVERHEAD_TOKENS);
+  return {
+    httpMs: percentile(http, 50),
+    engineMs: percentile(local, 50),
+    overhead: percentile(ratios, 50),
+    serverMainCpuMs: serverCpu * perToken,
+    engineMainCpuMs: localCpu * perToken,
+  };
 }
 await inProcess(99); // warm up
 const rows: Row[] = [];
@@ -252,10 +288,19 @@ const table = [
   "",
   `HTTP+SSE overhead per decoded token, idle server: ${idle.httpMs.toFixed(2)} ms through the server vs ${
     idle.engineMs.toFixed(2)
-  } ms in-process = ${(idle.overhead * 100).toFixed(1)} % (target < 2 %)`,
+  } ms in-process (medians), median of ${OVERHEAD_PAIRS} paired ratios ${
+    (idle.overhead * 100).toFixed(1)
+  } % (target < 2 %)`,
+  `  main-thread CPU per token: server ${idle.serverMainCpuMs.toFixed(3)} ms, in-process engine ${
+    idle.engineMainCpuMs.toFixed(3)
+  } ms: the server's HTTP + SSE + detokenizing take ${
+    ((idle.serverMainCpuMs - idle.engineMainCpuMs) / idle.engineMs * 100).toFixed(1)
+  } % of a decode's time on one more thread`,
   `the same after the load levels: ${afterLoad.httpMs.toFixed(2)} ms vs ${
     afterLoad.engineMs.toFixed(2)
-  } ms = ${(afterLoad.overhead * 100).toFixed(1)} %`,
+  } ms, paired ${(afterLoad.overhead * 100).toFixed(1)} %; main-thread CPU ${
+    afterLoad.serverMainCpuMs.toFixed(3)
+  } vs ${afterLoad.engineMainCpuMs.toFixed(3)} ms per token`,
   `aggregate at 16 clients vs 1: ${
     ((rows.find((r) => r.clients === 16)?.tokensPerSecond ?? NaN) / single).toFixed(2)
   }× (target ≥ 4×)`,
