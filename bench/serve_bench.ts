@@ -63,47 +63,60 @@ const MIX = [
 
 // --- the server --------------------------------------------------------------------------------------
 const xdg = await Deno.makeTempDir({ prefix: "hearth-bench-xdg-" });
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    `${ROOT}main.ts`,
-    "serve",
-    "--model",
-    dir,
-    "--port",
-    "0",
-    "--threads",
-    String(threads),
-    "--quantize",
-    "q8_0",
-    "--max-num-seqs",
-    "64",
-    "--max-model-len",
-    "2048",
-    "--log-level",
-    "WARNING",
-    "--no-auth",
-  ],
-  env: { XDG_CONFIG_HOME: xdg },
-  stderr: "piped",
-  stdout: "null",
-}).spawn();
-const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-let url = "";
-for (let buf = ""; !url;) {
-  const { value, done } = await lines.read();
-  if (done) throw new Error(`server exited:\n${buf}`);
-  buf += value;
-  const m = /listening on (http:\/\/\S+)/.exec(buf);
-  if (m) url = m[1];
+
+/** `main.ts serve` on a free port with `engineThreads`, ready (health 200). */
+async function startServer(engineThreads: number): Promise<{ child: Deno.ChildProcess; url: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "serve",
+      "--model",
+      dir,
+      "--port",
+      "0",
+      "--threads",
+      String(engineThreads),
+      "--quantize",
+      "q8_0",
+      "--max-num-seqs",
+      "64",
+      "--max-model-len",
+      "2048",
+      "--log-level",
+      "WARNING",
+      "--no-auth",
+    ],
+    env: { XDG_CONFIG_HOME: xdg },
+    stderr: "piped",
+    stdout: "null",
+  }).spawn();
+  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let url = "";
+  for (let buf = ""; !url;) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error(`server exited:\n${buf}`);
+    buf += value;
+    const m = /listening on (http:\/\/\S+)/.exec(buf);
+    if (m) url = m[1];
+  }
+  (async () => { // keep draining stderr
+    while (!(await lines.read()).done) { /* discard */ }
+  })();
+  while ((await fetch(`${url}/health`).then((r) => r.status, () => 0)) !== 200) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { child, url };
 }
-(async () => { // keep draining stderr
-  while (!(await lines.read()).done) { /* discard */ }
-})();
-while ((await fetch(`${url}/health`).then((r) => r.status, () => 0)) !== 200) {
-  await new Promise((r) => setTimeout(r, 200));
+
+async function stopServer(server: { child: Deno.ChildProcess }): Promise<void> {
+  server.child.kill("SIGTERM");
+  await server.child.status;
 }
+
+const server = await startServer(threads);
+const url = server.url;
 
 interface RequestResult {
   ttft: number;
@@ -185,14 +198,46 @@ function threadCpuSeconds(pid: number, tid: number): number {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) / 100; // clock ticks: 100 per second on Linux
 }
-async function viaHttp(k: number): Promise<number> {
-  return meanGap((await streamOne(k, { prompt: OVERHEAD_PROMPT, maxTokens: OVERHEAD_TOKENS })).gaps);
+/**
+ * One stream through the server, read by a light client: the bytes are only scanned for events, as the
+ * client here shares the server's cores (parsing every event's JSON, as streamOne does, costs this
+ * process about as much CPU per token as the server's whole HTTP side). Returns ms per token from the
+ * first event to the last.
+ */
+async function viaHttp(serverUrl: string, k: number): Promise<number> {
+  const res = await fetch(`${serverUrl}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      prompt: OVERHEAD_PROMPT,
+      max_tokens: OVERHEAD_TOKENS,
+      ignore_eos: true,
+      temperature: 0.7,
+      seed: k,
+      stream: true,
+    }),
+  });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let first = 0, last = 0, events = 0;
+  for await (const bytes of res.body!) {
+    const text = decoder.decode(bytes, { stream: true });
+    for (let at = text.indexOf("data: {"); at >= 0; at = text.indexOf("data: {", at + 7)) events++;
+    last = performance.now();
+    if (!first) first = last;
+  }
+  // About one event per token (ignore_eos: all OVERHEAD_TOKENS come; a token holding part of a character
+  // sends nothing until the character is whole), then the one with the finish reason.
+  if (events < OVERHEAD_TOKENS / 2) {
+    throw new Error(`${OVERHEAD_TOKENS} tokens came as only ${events} events`);
+  }
+  return (last - first) / (OVERHEAD_TOKENS - 1);
 }
-async function inProcess(k: number): Promise<number> {
+async function inProcess(local: Engine, k: number): Promise<number> {
   let last = 0;
   const gaps: number[] = [];
   for await (
-    const _ of engine.generate(OVERHEAD_PROMPT, {
+    const _ of local.generate(OVERHEAD_PROMPT, {
       maxTokens: OVERHEAD_TOKENS,
       ignoreEos: true,
       temperature: 0.7,
@@ -212,18 +257,23 @@ interface Overhead {
   overhead: number;
   /** Main-thread CPU ms per token: the server's, and this process's running the engine in-process. */
   serverMainCpuMs: number;
+  /** This process's main thread per token while it reads the stream (the light client). */
+  clientCpuMs: number;
   engineMainCpuMs: number;
 }
-async function measureOverhead(): Promise<Overhead> {
+async function measureOverhead(
+  target: { child: Deno.ChildProcess; url: string } = server,
+  inProcessEngine: Engine = engine,
+): Promise<Overhead> {
+  const pid = target.child.pid;
   const http: number[] = [], local: number[] = [];
-  let serverCpu = 0, localCpu = 0;
+  let serverCpu = 0, clientCpu = 0, localCpu = 0;
   const timed = async (side: "http" | "local", k: number) => {
-    const c0 = side === "http"
-      ? threadCpuSeconds(child.pid, child.pid)
-      : threadCpuSeconds(Deno.pid, Deno.pid);
-    const ms = side === "http" ? await viaHttp(k) : await inProcess(k);
-    if (side === "http") serverCpu += threadCpuSeconds(child.pid, child.pid) - c0, http.push(ms);
-    else localCpu += threadCpuSeconds(Deno.pid, Deno.pid) - c0, local.push(ms);
+    const s0 = threadCpuSeconds(pid, pid), c0 = threadCpuSeconds(Deno.pid, Deno.pid);
+    const ms = side === "http" ? await viaHttp(target.url, k) : await inProcess(inProcessEngine, k);
+    const s1 = threadCpuSeconds(pid, pid), c1 = threadCpuSeconds(Deno.pid, Deno.pid);
+    if (side === "http") serverCpu += s1 - s0, clientCpu += c1 - c0, http.push(ms);
+    else localCpu += c1 - c0, local.push(ms);
   };
   for (let k = 0; k < OVERHEAD_PAIRS; k++) {
     for (const side of k % 2 === 0 ? ["http", "local"] as const : ["local", "http"] as const) {
@@ -237,10 +287,11 @@ async function measureOverhead(): Promise<Overhead> {
     engineMs: percentile(local, 50),
     overhead: percentile(ratios, 50),
     serverMainCpuMs: serverCpu * perToken,
+    clientCpuMs: clientCpu * perToken,
     engineMainCpuMs: localCpu * perToken,
   };
 }
-await inProcess(99); // warm up
+await inProcess(engine, 99); // warm up
 const rows: Row[] = [];
 await streamOne(0); // warm up
 const idle = await measureOverhead();
@@ -268,8 +319,24 @@ for (const clients of levels) {
 
 const afterLoad = await measureOverhead();
 await engine.close();
-child.kill("SIGTERM");
-await child.status;
+await stopServer(server);
+
+// With a core to spare: server and in-process engine on threads - 1, so that the server's JS thread and
+// the client no longer take time from the decode's threads, and what is left is the HTTP path itself.
+let spare: Overhead | null = null;
+const spareThreads = threads - 1;
+if (spareThreads >= 1) {
+  const spareServer = await startServer(spareThreads);
+  const spareEngine = await Engine.load(dir, { threads: spareThreads, quantize: "q8_0", maxModelLen: 2048 });
+  try {
+    await inProcess(spareEngine, 99);
+    await viaHttp(spareServer.url, 99);
+    spare = await measureOverhead(spareServer, spareEngine);
+  } finally {
+    await spareEngine.close();
+    await stopServer(spareServer);
+  }
+}
 await Deno.remove(xdg, { recursive: true }).catch(() => {});
 
 const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/model name\s*:\s*(.*)/)?.[1] ??
@@ -295,12 +362,19 @@ const table = [
     idle.engineMainCpuMs.toFixed(3)
   } ms: the server's HTTP + SSE + detokenizing take ${
     ((idle.serverMainCpuMs - idle.engineMainCpuMs) / idle.engineMs * 100).toFixed(1)
-  } % of a decode's time on one more thread`,
+  } % of a decode's time on one more thread (the client reading the stream: ${
+    idle.clientCpuMs.toFixed(3)
+  } ms)`,
   `the same after the load levels: ${afterLoad.httpMs.toFixed(2)} ms vs ${
     afterLoad.engineMs.toFixed(2)
   } ms, paired ${(afterLoad.overhead * 100).toFixed(1)} %; main-thread CPU ${
     afterLoad.serverMainCpuMs.toFixed(3)
   } vs ${afterLoad.engineMainCpuMs.toFixed(3)} ms per token`,
+  spare
+    ? `with a core to spare (engine threads ${spareThreads} on both sides): ${
+      spare.httpMs.toFixed(2)
+    } ms vs ${spare.engineMs.toFixed(2)} ms, paired ${(spare.overhead * 100).toFixed(1)} % (target < 2 %)`
+    : "with a core to spare: not measured (1 thread)",
   `aggregate at 16 clients vs 1: ${
     ((rows.find((r) => r.clients === 16)?.tokensPerSecond ?? NaN) / single).toFixed(2)
   }× (target ≥ 4×)`,
@@ -310,7 +384,7 @@ await Deno.mkdir(values.out!, { recursive: true });
 await Deno.writeTextFile(
   `${values.out}serve.json`,
   JSON.stringify(
-    { date: new Date().toISOString(), cpu, threads, perClient, rows, ...idle, afterLoad },
+    { date: new Date().toISOString(), cpu, threads, perClient, rows, ...idle, afterLoad, spare },
     null,
     2,
   ),
