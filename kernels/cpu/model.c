@@ -51,7 +51,7 @@ int32_t hearth_model_set_tensor(hearth_model* m, const char* name, int32_t role,
                               dtype, n_dims, dims, err, err_len);
 }
 
-static void* own(hearth_model* m, size_t count, size_t size) {
+static void* own_buffer(hearth_model* m, size_t count, size_t size, int zero) {
   if (m->n_owned == m->cap_owned) {
     int32_t cap = m->cap_owned ? m->cap_owned * 2 : 64;
     void** grown = realloc(m->owned, sizeof(void*) * (size_t)cap);
@@ -59,12 +59,14 @@ static void* own(hearth_model* m, size_t count, size_t size) {
     m->owned = grown;
     m->cap_owned = cap;
   }
-  void* p = hearth_alloc(count, size);
+  void* p = zero ? hearth_alloc(count, size) : hearth_alloc_uninit(count, size);
   if (!p) return NULL;
   m->owned[m->n_owned++] = p;
   m->owned_bytes += count * size;
   return p;
 }
+
+static void* own(hearth_model* m, size_t count, size_t size) { return own_buffer(m, count, size, 1); }
 
 /* Converts a (rows, cols) tensor into dtype `to` (hearth_convert_rows: any dtype through float, then
    float narrowing or quantize-on-load). Returns -1 if a row buffer cannot be allocated. */
@@ -138,12 +140,24 @@ static void release_mapped(const hearth_model* m, const void* p, size_t bytes) {
 /* Packs w into the quantized kernels' own layout where they have one. The stored bytes are then not read
    again, unless `keep` (the tied embedding, whose rows are still looked up): an owned conversion is freed,
    mapped pages are released. */
-static int32_t pack_weight(hearth_model* m, hearth_weight* w, int keep, char* err, size_t err_len) {
+/* One buffer for every packed matrix: a decode streams them all each token, so they are one region the
+   kernel can back with huge pages (common.c) instead of 211 separate allocations of small pages. */
+typedef struct {
+  uint8_t* base;
+  size_t used, size;
+} pack_arena;
+
+static size_t packed_bytes(const hearth_weight* w) {
+  return w->data ? (hearth_quant_pack_bytes(w->dtype, w->rows, w->cols) + 63) & ~(size_t)63 : 0;
+}
+
+static int32_t pack_weight(hearth_model* m, hearth_weight* w, int keep, pack_arena* arena, char* err,
+                           size_t err_len) {
   const size_t bytes = hearth_quant_pack_bytes(w->dtype, w->rows, w->cols);
   if (bytes == 0 || !w->data) return HEARTH_OK;
-  void* dst = own(m, bytes, 1);
-  if (!dst) return hearth_fail(err, err_len, HEARTH_E_NOMEM, "out of memory packing a %lld x %lld %s matrix",
-                               (long long)w->rows, (long long)w->cols, hearth_dtype_names[w->dtype]);
+  (void)err, (void)err_len;
+  void* dst = arena->base + arena->used;
+  arena->used += packed_bytes(w);
   hearth_quant_pack(dst, w->data, w->dtype, w->rows, w->cols);
   w->packed = dst;
   if (keep) return HEARTH_OK;
@@ -173,14 +187,29 @@ int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, si
 #undef RESOLVE_LAYER
   }
 #undef RESOLVE
-  /* The quantized kernels' own layout of every matrix they multiply (AVX2: panels of 8 rows), made once;
-     a tied lm_head keeps the embedding's stored rows, which are still looked up. */
-  if ((rc = pack_weight(m, &m->lm_head, (m->cfg.flags & HEARTH_CFG_TIED_EMBED) != 0, err, err_len)) != HEARTH_OK)
+  /* The quantized kernels' own layout of every matrix they multiply (AVX2: panels of 8 rows), made once
+     into one arena; a tied lm_head keeps the embedding's stored rows, which are still looked up. */
+  pack_arena arena = {0};
+  arena.size = packed_bytes(&m->lm_head);
+  for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+    hearth_layer_weights* L = &m->layers[l];
+#define SIZE_LAYER(role, field, vector) \
+  if (!(vector)) arena.size += packed_bytes(&L->field);
+    HEARTH_LAYER_TENSORS(SIZE_LAYER)
+#undef SIZE_LAYER
+  }
+  /* Not zeroed: packing writes every byte, and pages are only committed as it reaches them, while each
+     matrix's stored bytes are given back behind it, so the peak stays one matrix above the model. */
+  if (arena.size > 0 && !(arena.base = own_buffer(m, arena.size, 1, 0)))
+    return hearth_fail(err, err_len, HEARTH_E_NOMEM, "out of memory packing the weight matrices (%llu bytes)",
+                       (unsigned long long)arena.size);
+  if ((rc = pack_weight(m, &m->lm_head, (m->cfg.flags & HEARTH_CFG_TIED_EMBED) != 0, &arena, err, err_len)) !=
+      HEARTH_OK)
     return rc;
   for (int32_t l = 0; l < m->cfg.n_layers; l++) {
     hearth_layer_weights* L = &m->layers[l];
 #define PACK_LAYER(role, field, vector) \
-  if (!(vector) && (rc = pack_weight(m, &L->field, 0, err, err_len)) != HEARTH_OK) return rc;
+  if (!(vector) && (rc = pack_weight(m, &L->field, 0, &arena, err, err_len)) != HEARTH_OK) return rc;
     HEARTH_LAYER_TENSORS(PACK_LAYER)
 #undef PACK_LAYER
   }

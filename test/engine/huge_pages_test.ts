@@ -1,0 +1,59 @@
+/**
+ * Packed quantized weights live in one buffer advised to be backed by transparent huge pages (common.c):
+ * a decode streams all of them every token, and with 4 KiB pages that is a TLB miss every 4 KiB. Seen
+ * from outside: loading a model whose packed matrices are several MiB adds huge pages to this process
+ * (/proc/self/smaps_rollup), where the system offers THP at all.
+ */
+import { assert } from "../assert.ts";
+import { describeModelPath } from "../../src/model/describe.ts";
+import { tinyGgufModel } from "../../src/model/gguf_test_util.ts";
+import { NativeModel } from "../../src/native/hearth.ts";
+
+const ROOT = new URL("../../", import.meta.url).href;
+
+function thpMode(): string | null {
+  try {
+    return /\[(\w+)\]/.exec(Deno.readTextFileSync("/sys/kernel/mm/transparent_hugepage/enabled"))?.[1] ??
+      null;
+  } catch {
+    return null; // not Linux, or no THP
+  }
+}
+
+function anonHugeKiB(): number {
+  const m = /AnonHugePages:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/smaps_rollup"));
+  return m ? Number(m[1]) : 0;
+}
+
+const mode = thpMode();
+Deno.test({
+  name: "packed Q8_0 weights are backed by huge pages where the system offers THP",
+  ignore: mode === null || mode === "never" || Deno.env.get("HEARTH_HUGEPAGES") === "0",
+  fn: async () => {
+    // 4 layers of 512 x 1536 matrices: about 12 MiB packed.
+    const path = await tinyGgufModel({
+      weightType: "Q8_0",
+      dim: 512,
+      hidden: 1536,
+      layers: 4,
+      heads: 8,
+      kvHeads: 8,
+    });
+    try {
+      const { description } = await describeModelPath(path, { tokenizer: false });
+      const before = anonHugeKiB();
+      const model = await NativeModel.load(description, "auto");
+      try {
+        const gained = anonHugeKiB() - before;
+        assert(
+          gained >= 2048,
+          `THP mode ${mode}: huge pages grew by ${gained} KiB loading ~12 MiB of packed weights`,
+        );
+      } finally {
+        model.free();
+      }
+    } finally {
+      await Deno.remove(path);
+    }
+  },
+});
