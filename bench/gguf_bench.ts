@@ -11,7 +11,7 @@
  *
  * Prints a markdown table, writes bench/results/gguf.json and bench/results/gguf.png.
  *
- *   deno task bench [--types F16,Q8_0,Q4_0,Q4_K,Q4_1] [--threads N] [--runs 3] [--no-peer]
+ *   deno task bench [--types F16,Q8_0,Q4_0,Q4_K,Q4_1] [--threads N] [--runs 3] [--no-peer] [--no-mmap]
  *
  * @module
  */
@@ -44,6 +44,8 @@ const { values } = parseArgs({
     threads: { type: "string" },
     runs: { type: "string", default: "3" },
     "no-peer": { type: "boolean", default: false },
+    // hearth with its weights copied into huge-page memory (serve --no-mmap) instead of the mapped files.
+    "no-mmap": { type: "boolean", default: false },
     out: { type: "string", default: new URL("./results/", import.meta.url).pathname },
   },
 });
@@ -312,6 +314,7 @@ for (const type of types) {
     maxBatchTokens: 512,
     kvCacheTokens: 4096,
     prefixCaching: false,
+    weightsInMemory: values["no-mmap"],
   });
   const vocab = engine.info.vocabSize;
   try {
@@ -432,7 +435,9 @@ lines.push(
     peerInfo
       ? `node-llama-cpp ${peerInfo.version}, its prebuilt llama.cpp CPU build (${peerInfo.llamaCpp.release})`
       : "peer missing"
-  }), SmolLM2-135M shape; ${cpu}; ${threads} threads each; hearth kernels ${isa}; median of ${runs} ` +
+  }), SmolLM2-135M shape; ${cpu}; ${threads} threads each; hearth kernels ${isa}${
+    values["no-mmap"] ? ", weights in memory (--no-mmap)" : ""
+  }; median of ${runs} ` +
     `interleaved runs; memory read bandwidth ${
       bandwidth.toFixed(2)
     } GB/s (bench/membw.c, ${threads} threads, ` +

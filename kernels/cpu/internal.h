@@ -57,6 +57,7 @@ struct hearth_model {
   hearth_model_config cfg;
   float* rope_inv_freq; /* (head_dim / 2) */
   int32_t finished;
+  int32_t in_memory; /* hearth_model_set_in_memory */
 
   int32_t n_files;
   hearth_mapped_file files[HEARTH_MAX_FILES];

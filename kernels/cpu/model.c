@@ -168,6 +168,75 @@ static int32_t pack_weight(hearth_model* m, hearth_weight* w, int keep, pack_are
   return HEARTH_OK;
 }
 
+int32_t hearth_model_set_in_memory(hearth_model* m, int32_t on, char* err, size_t err_len) {
+  if (!m) return hearth_fail(err, err_len, HEARTH_E_INVALID, "set_in_memory: model is NULL");
+  if (m->finished) return hearth_fail(err, err_len, HEARTH_E_INVALID, "set_in_memory: model already finished");
+  m->in_memory = on != 0;
+  return HEARTH_OK;
+}
+
+/* True when p points into one of the mapped files. */
+static int is_mapped(const hearth_model* m, const void* p) {
+  for (int32_t i = 0; i < m->n_files; i++) {
+    const uint8_t* a = (const uint8_t*)m->files[i].addr;
+    if (a && (const uint8_t*)p >= a && (const uint8_t*)p < a + m->files[i].size) return 1;
+  }
+  return 0;
+}
+
+static size_t weight_bytes(const hearth_weight* w) {
+  return (size_t)hearth_tensor_bytes(w->dtype, (uint64_t)w->rows, (uint64_t)w->cols);
+}
+
+/* hearth_model_set_in_memory: every weight still read from a mapped file (used as stored, not packed) is
+   copied into one arena of the model's own memory, and the file's pages are given back. A tied lm_head
+   follows the embedding it shares. */
+static int32_t copy_mapped_weights(hearth_model* m, char* err, size_t err_len) {
+  size_t total = 0;
+  const int tied = (m->cfg.flags & HEARTH_CFG_TIED_EMBED) != 0;
+#define NEEDS_COPY(w) ((w)->data && !(w)->packed && is_mapped(m, (w)->data))
+#define ADD_SIZE(w) \
+  if (NEEDS_COPY(w)) total += (weight_bytes(w) + 63) & ~(size_t)63;
+  ADD_SIZE(&m->tok_embd);
+  ADD_SIZE(&m->output_norm);
+  if (!tied) ADD_SIZE(&m->lm_head);
+  for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+    hearth_layer_weights* L = &m->layers[l];
+#define SIZE_FIELD(role, field, vector) ADD_SIZE(&L->field)
+    HEARTH_LAYER_TENSORS(SIZE_FIELD)
+#undef SIZE_FIELD
+  }
+  if (total == 0) return HEARTH_OK;
+  uint8_t* arena = own_buffer(m, total, 1, 0);
+  if (!arena)
+    return hearth_fail(err, err_len, HEARTH_E_NOMEM, "out of memory copying the weights into memory (%llu bytes)",
+                       (unsigned long long)total);
+  size_t used = 0;
+#define COPY(w)                                    \
+  if (NEEDS_COPY(w)) {                             \
+    const size_t n = weight_bytes(w);              \
+    memcpy(arena + used, (w)->data, n);            \
+    release_mapped(m, (w)->data, n);               \
+    (w)->data = arena + used;                      \
+    used += (n + 63) & ~(size_t)63;                \
+  }
+  const void* embd = m->tok_embd.data;
+  COPY(&m->tok_embd);
+  if (tied && m->lm_head.data == embd) m->lm_head.data = m->tok_embd.data;
+  COPY(&m->output_norm);
+  if (!tied) COPY(&m->lm_head);
+  for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+    hearth_layer_weights* L = &m->layers[l];
+#define COPY_FIELD(role, field, vector) COPY(&L->field)
+    HEARTH_LAYER_TENSORS(COPY_FIELD)
+#undef COPY_FIELD
+  }
+#undef COPY
+#undef ADD_SIZE
+#undef NEEDS_COPY
+  return HEARTH_OK;
+}
+
 int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, size_t err_len) {
   if (!m) return hearth_fail(err, err_len, HEARTH_E_INVALID, "finish: model is NULL");
   if (m->finished) return hearth_fail(err, err_len, HEARTH_E_INVALID, "finish: model already finished");
@@ -213,6 +282,7 @@ int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, si
     HEARTH_LAYER_TENSORS(PACK_LAYER)
 #undef PACK_LAYER
   }
+  if (m->in_memory && (rc = copy_mapped_weights(m, err, err_len)) != HEARTH_OK) return rc;
   m->finished = 1;
   return HEARTH_OK;
 }

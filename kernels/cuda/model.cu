@@ -303,6 +303,15 @@ static void free_device_weights(hearth_model* m) {
   m->owned_bytes = 0;
 }
 
+/* The weights are uploaded to the device at finish whatever this says: nothing is read from the files
+   afterwards. Accepted so that both libraries have one interface. */
+extern "C" HEARTH_API int32_t hearth_model_set_in_memory(hearth_model* m, int32_t on, char* err, size_t err_len) {
+  (void)on;
+  if (!m) return hearth_fail(err, err_len, HEARTH_E_INVALID, "set_in_memory: model is NULL");
+  if (m->finished) return hearth_fail(err, err_len, HEARTH_E_INVALID, "set_in_memory: model already finished");
+  return HEARTH_OK;
+}
+
 extern "C" HEARTH_API int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, size_t err_len) {
   if (!m) return hearth_fail(err, err_len, HEARTH_E_INVALID, "finish: model is NULL");
   if (m->finished) return hearth_fail(err, err_len, HEARTH_E_INVALID, "finish: model already finished");

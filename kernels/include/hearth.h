@@ -201,6 +201,11 @@ HEARTH_API int32_t hearth_model_map_file(hearth_model* m, const char* path, char
 HEARTH_API int32_t hearth_model_set_tensor(hearth_model* m, const char* name, int32_t role, int32_t layer,
                                            int32_t file, uint64_t offset, uint64_t nbytes, int32_t dtype,
                                            int32_t n_dims, const int64_t* dims, char* err, size_t err_len);
+/* on = 1: hearth_model_finish copies the weights it would read from the mapped files (those used as
+   stored) into the model's own memory, backed by huge pages where the system has them: a decode streams
+   every weight each token, and huge pages make that faster; the memory is then not shared with the page
+   cache. Before finish; the CUDA library accepts it and has nothing to do (its weights are on the device). */
+HEARTH_API int32_t hearth_model_set_in_memory(hearth_model* m, int32_t on, char* err, size_t err_len);
 /* Checks that every tensor is there and converts weights to weight_dtype (-1: keep as stored). */
 HEARTH_API int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, size_t err_len);
 /* Bytes of weights the model holds in its own memory (converted copies), and mapped from files. */

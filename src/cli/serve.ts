@@ -52,6 +52,10 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     kind: "bool",
     help: "share KV blocks of identical prompt prefixes (default on; =false disables)",
   },
+  "no-mmap": {
+    kind: "bool",
+    help: "copy the weights into memory (huge pages) instead of reading the mapped files: faster CPU decode",
+  },
   "chat-template": { kind: "string", short: "t", help: "Jinja chat template file (or a named template)" },
   "chat-template-kwargs": { kind: "json", help: "template variables for every request, as JSON" },
   "stop-sequences": { kind: "list", short: "s", help: "stop sequences added to every request" },
@@ -199,6 +203,7 @@ export async function serve(argv: string[]): Promise<number> {
         maxBatchTokens: config.maxNumBatchedTokens,
         maxWaiting: config.maxWaitingRequests,
         prefixCaching: config.prefixCaching,
+        weightsInMemory: config.noMmap,
         quantize: config.quantize,
         warn: (message) => logger.warn(message),
       },

@@ -43,6 +43,13 @@ export interface EngineOptions {
   device?: string | Device;
   /** Weight dtype to compute with; "auto" keeps what the files store (on a GPU: bf16, or f16). */
   dtype?: DType | "auto";
+  /**
+   * Copy the weights used as stored into memory backed by huge pages instead of reading them from the
+   * mapped files (default false: mapped, no copy). About 10 % faster CPU decode for float models; the
+   * memory is the process's own, not the page cache's. Quantized weights the kernels repack are in
+   * memory either way.
+   */
+  weightsInMemory?: boolean;
   /** Quantize the weight matrices at load (q4_k falls back to q4_0 where rows are no multiple of 256). */
   quantize?: "q8_0" | "q4_0" | "q4_k";
   /** Worker threads (default: physical cores, as the CLI computes; 1 here). */
@@ -208,6 +215,7 @@ export class Engine implements TextGenerator {
       { ...desc, config: { ...c, maxSeqLen: maxContext } },
       weights,
       where.device,
+      { inMemory: opts.weightsInMemory ?? false },
     );
     let ctx: NativeContext;
     try {

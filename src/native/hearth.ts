@@ -44,6 +44,7 @@ const SYMBOLS = {
     ],
     result: "i32",
   },
+  hearth_model_set_in_memory: { parameters: ["pointer", "i32", "buffer", "usize"], result: "i32" },
   // Converting dtypes touches every weight: off the event loop.
   hearth_model_finish: {
     parameters: ["pointer", "i32", "buffer", "usize"],
@@ -301,12 +302,14 @@ export class NativeModel {
   /**
    * Builds the native model from a description: maps the files, records every tensor, converts to
    * `dtype` (or keeps the stored dtypes for "auto"), on `device` (default the CPU; a CUDA device gets
-   * the weights uploaded once). On failure nothing stays allocated.
+   * the weights uploaded once). With `inMemory`, weights used as stored are copied into the model's own
+   * memory (huge pages) instead of read from the mapped files. On failure nothing stays allocated.
    */
   static async load(
     desc: ModelDescription,
     dtype: WeightDType | "auto",
     device: Device = { kind: "cpu" },
+    options: { inMemory?: boolean } = {},
   ): Promise<NativeModel> {
     const l = await openBackend(device.kind);
     const err = new Uint8Array(ERR_LEN);
@@ -344,6 +347,10 @@ export class NativeModel {
           BigInt(ERR_LEN),
         );
         if (rc < 0) throw new NativeError(`${desc.files[t.file]}: ${errorText(err)}`, rc);
+      }
+      if (options.inMemory) {
+        const rc = l.hearth_model_set_in_memory(ptr, 1, err, BigInt(ERR_LEN));
+        if (rc < 0) throw new NativeError(errorText(err), rc);
       }
       const rc = await l.hearth_model_finish(
         ptr,

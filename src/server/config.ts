@@ -37,6 +37,8 @@ export const ServerConfigSchema = z.strictObject({
   "max-num-batched-tokens": z.int().min(1).optional(),
   "max-waiting-requests": z.int().min(0).optional(),
   "prefix-caching": z.boolean().default(true),
+  /** Copy weights into memory (huge pages) instead of reading them from the mapped files. */
+  "no-mmap": z.boolean().default(false),
   /** Quantize weight matrices at load; int8 and int4 are aliases of q8_0 and q4_0. */
   quantize: z.enum(["q8_0", "q4_0", "q4_k", "int8", "int4"]).optional(),
   "chat-template": z.string().min(1).optional(),
@@ -88,6 +90,8 @@ export interface ServerConfig {
   maxWaitingRequests?: number;
   /** Share KV blocks of identical prompt prefixes. */
   prefixCaching: boolean;
+  /** Copy the weights into memory instead of reading them from the mapped files. */
+  noMmap: boolean;
   /** Quantize weight matrices at load. */
   quantize?: "q8_0" | "q4_0" | "q4_k";
   chatTemplate?: string;
@@ -198,6 +202,7 @@ export function resolveConfig(
     maxNumBatchedTokens: c["max-num-batched-tokens"],
     maxWaitingRequests: c["max-waiting-requests"],
     prefixCaching: c["prefix-caching"],
+    noMmap: c["no-mmap"],
     quantize: c.quantize === "int8" ? "q8_0" : c.quantize === "int4" ? "q4_0" : c.quantize,
     chatTemplate: c["chat-template"] === undefined ? undefined : expandHome(c["chat-template"]),
     chatTemplateKwargs: c["chat-template-kwargs"],

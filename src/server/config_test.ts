@@ -113,3 +113,9 @@ Deno.test("kv-cache-dtype: auto by default, aliases normalised, anything else na
     (e: Error) => e instanceof ConfigError && e.message.includes("--kv-cache-dtype"),
   );
 });
+
+Deno.test("no-mmap: off by default, a flag and a key", () => {
+  assertEquals(resolveConfig({ model: "a" }, {}).noMmap, false);
+  assertEquals(resolveConfig({ model: "a", "no-mmap": true }, {}).noMmap, true);
+  assertEquals(resolveConfig({ model: "a" }, { "no-mmap": true }).noMmap, true);
+});

@@ -58,10 +58,13 @@ export async function openFixture(
     maxBatchTokens?: number;
     maxBatchSeqs?: number;
     kvDtype?: KvCacheDType;
+    inMemory?: boolean;
   } = {},
 ): Promise<{ model: NativeModel; ctx: NativeContext; close: () => void }> {
   const { description } = await describeModel(dir.startsWith("/") ? dir : `${ROOT}${dir}`);
-  const model = await NativeModel.load(description, opts.dtype ?? "auto");
+  const model = await NativeModel.load(description, opts.dtype ?? "auto", { kind: "cpu" }, {
+    inMemory: opts.inMemory,
+  });
   const maxSeq = description.config.maxSeqLen;
   const ctx = await NativeContext.create(model, {
     threads: opts.threads ?? 2,

@@ -172,6 +172,38 @@ Deno.test("native: weights used in their stored dtype are mapped from the files,
   }
 });
 
+Deno.test("native: weights in memory (--no-mmap): every mapped tensor copied once, the same logits bit for bit", async () => {
+  for (const name of ["llama-f32", "llama-bf16", "qwen2-sharded-f32"]) {
+    const g = readGolden(name);
+    const { description: d } = await describeModel(`${ROOT}test/fixtures/models/${name}`);
+    const mapped = await openFixture(`test/fixtures/models/${name}`);
+    const copied = await openFixture(`test/fixtures/models/${name}`, { inMemory: true });
+    try {
+      // What the mapped model reads from its files (every matrix, and the 1-D tensors already f32; the
+      // others were widened into its own memory), each copied once, 64-byte aligned.
+      const fromFiles = d.tensors.filter((t) => t.shape.length > 1 || t.dtype === "f32")
+        .reduce((n, t) => n + Math.ceil(t.nbytes / 64) * 64, 0);
+      assertEquals(copied.model.ownedBytes() - mapped.model.ownedBytes(), fromFiles, name);
+      const a = new StepBatch(mapped.ctx.options, g.vocab_size),
+        b = new StepBatch(copied.ctx.options, g.vocab_size);
+      const seq = g.sequences[0];
+      for (const [ctx, batch] of [[mapped.ctx, a], [copied.ctx, b]] as const) {
+        batch.clear(LogitsMode.all);
+        batch.addSequence(seq, 0, [0, 1, 2], null);
+        await ctx.step(batch);
+      }
+      assertEquals(
+        Array.from(b.outLogits!.subarray(0, seq.length * g.vocab_size)),
+        Array.from(a.outLogits!.subarray(0, seq.length * g.vocab_size)),
+        name,
+      );
+    } finally {
+      mapped.close();
+      copied.close();
+    }
+  }
+});
+
 Deno.test("native: paged KV cache: scattered, out-of-order block tables give the golden logits step by step", async () => {
   const g = readGolden("llama-f32");
   const { ctx, close } = await openFixture(g.model_dir);
