@@ -5,6 +5,7 @@
  * @module
  */
 import { libraryFileName } from "../../build.ts";
+import { f16Bits } from "../model/gguf_write.ts";
 
 const SYMBOLS = {
   hearth_test_quant_isa_name: { parameters: ["i32"], result: "pointer" },
@@ -322,23 +323,6 @@ export function rng(seed: number): () => number {
   };
 }
 
-/** f16 bits of a number (round to nearest; finite normal inputs). */
-export function numberToF16(x: number): number {
-  const f = new Float32Array([x]);
-  const b = new Uint32Array(f.buffer)[0];
-  const sign = (b >>> 16) & 0x8000;
-  const e = ((b >>> 23) & 0xff) - 127 + 15;
-  if (e <= 0) return sign;
-  if (e >= 31) return sign | 0x7c00;
-  let m = (b >>> 13) & 0x3ff;
-  let ee = e;
-  if ((b & 0x1fff) > 0x1000 || ((b & 0x1fff) === 0x1000 && (m & 1))) {
-    m++;
-    if (m === 0x400) m = 0, ee++;
-  }
-  return sign | (ee << 10) | m;
-}
-
 /** Random weight rows of type t: random code bytes, every f16 field a finite value of a real file's size. */
 export function randomBlocks(t: QType, rows: number, k: number, seed: number): Uint8Array {
   const r = rng(seed);
@@ -350,7 +334,7 @@ export function randomBlocks(t: QType, rows: number, k: number, seed: number): U
   for (let b = 0; b < nb; b++) {
     for (const off of F16_FIELDS[t]) {
       const mag = 2 ** (-12 + 10 * r());
-      v.setUint16(b * bytes + off, numberToF16(r() < 0.8 ? mag : -mag), true);
+      v.setUint16(b * bytes + off, f16Bits(r() < 0.8 ? mag : -mag), true);
     }
   }
   return out;
