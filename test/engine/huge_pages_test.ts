@@ -52,6 +52,27 @@ Deno.test({
       } finally {
         model.free();
       }
+      if (mode === "madvise") {
+        // Only the library's advice gives huge pages in this mode: with it off, a load gains none.
+        const code = `
+          import { describeModelPath } from "${ROOT}src/model/describe.ts";
+          import { NativeModel } from "${ROOT}src/native/hearth.ts";
+          const huge = () => Number(/AnonHugePages:\\s+(\\d+) kB/.exec(Deno.readTextFileSync("/proc/self/smaps_rollup"))![1]);
+          const { description } = await describeModelPath(${JSON.stringify(path)}, { tokenizer: false });
+          const before = huge();
+          const model = await NativeModel.load(description, "auto");
+          console.log(huge() - before);
+          model.free();`;
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["eval", "--ext=ts", code],
+          cwd: new URL(ROOT).pathname, // deno.json's imports
+          env: { HEARTH_HUGEPAGES: "0" },
+          stderr: "inherit",
+        }).output();
+        assert(out.success, "the probe process ran");
+        const off = Number(new TextDecoder().decode(out.stdout).trim());
+        assert(off === 0, `HEARTH_HUGEPAGES=0: huge pages still grew by ${off} KiB`);
+      }
     } finally {
       await Deno.remove(path);
     }
