@@ -137,35 +137,65 @@ static void release_mapped(const hearth_model* m, const void* p, size_t bytes) {
   }
 }
 
-/* Packs w into the quantized kernels' own layout where they have one. The stored bytes are then not read
-   again, unless `keep` (the tied embedding, whose rows are still looked up): an owned conversion is freed,
-   mapped pages are released. */
-/* One buffer for every packed matrix: a decode streams them all each token, so they are one region the
-   kernel can back with huge pages (common.c) instead of 211 separate allocations of small pages. */
+/* Weights made into one buffer of the model's own memory, in two passes over the model's weights (sizes,
+   then the work): a decode streams them all each token, so they are one region the kernel can back with
+   huge pages (common.c) instead of hundreds of separate allocations of small pages. The buffer is not
+   zeroed: every byte in use is written, and pages are only committed as the work reaches them, while each
+   matrix's stored bytes are given back behind it, so the peak stays one matrix above the model. */
 typedef struct {
-  uint8_t* base;
-  size_t used, size;
-} pack_arena;
+  uint8_t* base; /* NULL in the sizing pass */
+  size_t used;
+} weight_arena;
 
-static size_t packed_bytes(const hearth_weight* w) {
-  return w->data ? (hearth_quant_pack_bytes(w->dtype, w->rows, w->cols) + 63) & ~(size_t)63 : 0;
+/* What a pass does to one weight: add its bytes to a->used, and unless sizing, put it at a->base + used. */
+typedef void (*arena_fn)(hearth_model* m, hearth_weight* w, int matrix, weight_arena* a);
+
+/* fn on the lm_head, every layer tensor (matrix: not a vector), the embedding and the output norm. */
+static void for_each_weight(hearth_model* m, arena_fn fn, weight_arena* a) {
+  fn(m, &m->lm_head, 1, a);
+  for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+    hearth_layer_weights* L = &m->layers[l];
+#define VISIT(role, field, vector) fn(m, &L->field, !(vector), a);
+    HEARTH_LAYER_TENSORS(VISIT)
+#undef VISIT
+  }
+  fn(m, &m->tok_embd, 1, a);
+  fn(m, &m->output_norm, 0, a);
 }
 
-static int32_t pack_weight(hearth_model* m, hearth_weight* w, int keep, pack_arena* arena, char* err,
-                           size_t err_len) {
+/* Sizes with fn, allocates one arena of that size, runs fn again into it. */
+static int32_t arena_passes(hearth_model* m, arena_fn fn, const char* what, char* err, size_t err_len) {
+  weight_arena a = {0};
+  for_each_weight(m, fn, &a);
+  if (a.used == 0) return HEARTH_OK;
+  const size_t size = a.used;
+  if (!(a.base = own_buffer(m, size, 1, 0)))
+    return hearth_fail(err, err_len, HEARTH_E_NOMEM, "out of memory %s (%llu bytes)", what,
+                       (unsigned long long)size);
+  a.used = 0;
+  for_each_weight(m, fn, &a);
+  return HEARTH_OK;
+}
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Packs w into the quantized kernels' own layout where they have one (AVX2: panels of 8 rows). The stored
+   bytes are then not read again, unless w is the tied lm_head, whose rows the embedding still looks up:
+   an owned conversion is freed, mapped pages are released. The embedding itself is never packed. */
+static void pack_weight(hearth_model* m, hearth_weight* w, int matrix, weight_arena* a) {
+  if (!matrix || !w->data || w == &m->tok_embd) return;
   const size_t bytes = hearth_quant_pack_bytes(w->dtype, w->rows, w->cols);
-  if (bytes == 0 || !w->data) return HEARTH_OK;
-  (void)err, (void)err_len;
-  void* dst = arena->base + arena->used;
-  arena->used += packed_bytes(w);
+  if (bytes == 0) return;
+  void* dst = a->base + a->used;
+  a->used += round64(bytes);
+  if (!a->base) return;
   hearth_quant_pack(dst, w->data, w->dtype, w->rows, w->cols);
   w->packed = dst;
-  if (keep) return HEARTH_OK;
+  if (w == &m->lm_head && (m->cfg.flags & HEARTH_CFG_TIED_EMBED)) return;
   const size_t stored = (size_t)hearth_quant_row_bytes(w->dtype, w->cols) * (size_t)w->rows;
   disown(m, w->data, stored);
   release_mapped(m, w->data, stored);
   w->data = NULL;
-  return HEARTH_OK;
 }
 
 int32_t hearth_model_set_in_memory(hearth_model* m, int32_t on, char* err, size_t err_len) {
@@ -189,52 +219,20 @@ static size_t weight_bytes(const hearth_weight* w) {
 }
 
 /* hearth_model_set_in_memory: every weight still read from a mapped file (used as stored, not packed) is
-   copied into one arena of the model's own memory, and the file's pages are given back. A tied lm_head
-   follows the embedding it shares. */
-static int32_t copy_mapped_weights(hearth_model* m, char* err, size_t err_len) {
-  size_t total = 0;
-  const int tied = (m->cfg.flags & HEARTH_CFG_TIED_EMBED) != 0;
-#define NEEDS_COPY(w) ((w)->data && !(w)->packed && is_mapped(m, (w)->data))
-#define ADD_SIZE(w) \
-  if (NEEDS_COPY(w)) total += (weight_bytes(w) + 63) & ~(size_t)63;
-  ADD_SIZE(&m->tok_embd);
-  ADD_SIZE(&m->output_norm);
-  if (!tied) ADD_SIZE(&m->lm_head);
-  for (int32_t l = 0; l < m->cfg.n_layers; l++) {
-    hearth_layer_weights* L = &m->layers[l];
-#define SIZE_FIELD(role, field, vector) ADD_SIZE(&L->field)
-    HEARTH_LAYER_TENSORS(SIZE_FIELD)
-#undef SIZE_FIELD
-  }
-  if (total == 0) return HEARTH_OK;
-  uint8_t* arena = own_buffer(m, total, 1, 0);
-  if (!arena)
-    return hearth_fail(err, err_len, HEARTH_E_NOMEM, "out of memory copying the weights into memory (%llu bytes)",
-                       (unsigned long long)total);
-  size_t used = 0;
-#define COPY(w)                                    \
-  if (NEEDS_COPY(w)) {                             \
-    const size_t n = weight_bytes(w);              \
-    memcpy(arena + used, (w)->data, n);            \
-    release_mapped(m, (w)->data, n);               \
-    (w)->data = arena + used;                      \
-    used += (n + 63) & ~(size_t)63;                \
-  }
-  const void* embd = m->tok_embd.data;
-  COPY(&m->tok_embd);
-  if (tied && m->lm_head.data == embd) m->lm_head.data = m->tok_embd.data;
-  COPY(&m->output_norm);
-  if (!tied) COPY(&m->lm_head);
-  for (int32_t l = 0; l < m->cfg.n_layers; l++) {
-    hearth_layer_weights* L = &m->layers[l];
-#define COPY_FIELD(role, field, vector) COPY(&L->field)
-    HEARTH_LAYER_TENSORS(COPY_FIELD)
-#undef COPY_FIELD
-  }
-#undef COPY
-#undef ADD_SIZE
-#undef NEEDS_COPY
-  return HEARTH_OK;
+   copied into the arena, and the file's pages are given back. A tied lm_head is the embedding's bytes:
+   copied once, with the embedding, and pointed at the copy. */
+static void copy_mapped_weight(hearth_model* m, hearth_weight* w, int matrix, weight_arena* a) {
+  (void)matrix;
+  const int tied_head = w == &m->lm_head && (m->cfg.flags & HEARTH_CFG_TIED_EMBED);
+  if (tied_head || !w->data || w->packed || !is_mapped(m, w->data)) return;
+  const size_t n = weight_bytes(w);
+  uint8_t* dst = a->base + a->used;
+  a->used += round64(n);
+  if (!a->base) return;
+  memcpy(dst, w->data, n);
+  release_mapped(m, w->data, n);
+  if (w == &m->tok_embd && m->lm_head.data == w->data) m->lm_head.data = dst;
+  w->data = dst;
 }
 
 int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, size_t err_len) {
@@ -256,33 +254,12 @@ int32_t hearth_model_finish(hearth_model* m, int32_t weight_dtype, char* err, si
 #undef RESOLVE_LAYER
   }
 #undef RESOLVE
-  /* The quantized kernels' own layout of every matrix they multiply (AVX2: panels of 8 rows), made once
-     into one arena; a tied lm_head keeps the embedding's stored rows, which are still looked up. */
-  pack_arena arena = {0};
-  arena.size = packed_bytes(&m->lm_head);
-  for (int32_t l = 0; l < m->cfg.n_layers; l++) {
-    hearth_layer_weights* L = &m->layers[l];
-#define SIZE_LAYER(role, field, vector) \
-  if (!(vector)) arena.size += packed_bytes(&L->field);
-    HEARTH_LAYER_TENSORS(SIZE_LAYER)
-#undef SIZE_LAYER
-  }
-  /* Not zeroed: packing writes every byte, and pages are only committed as it reaches them, while each
-     matrix's stored bytes are given back behind it, so the peak stays one matrix above the model. */
-  if (arena.size > 0 && !(arena.base = own_buffer(m, arena.size, 1, 0)))
-    return hearth_fail(err, err_len, HEARTH_E_NOMEM, "out of memory packing the weight matrices (%llu bytes)",
-                       (unsigned long long)arena.size);
-  if ((rc = pack_weight(m, &m->lm_head, (m->cfg.flags & HEARTH_CFG_TIED_EMBED) != 0, &arena, err, err_len)) !=
-      HEARTH_OK)
+  /* The quantized kernels' own layout of every matrix they multiply, made once, in one arena; then, with
+     set_in_memory, whatever is still read from the files, in another. */
+  if ((rc = arena_passes(m, pack_weight, "packing the weight matrices", err, err_len)) != HEARTH_OK) return rc;
+  if (m->in_memory &&
+      (rc = arena_passes(m, copy_mapped_weight, "copying the weights into memory", err, err_len)) != HEARTH_OK)
     return rc;
-  for (int32_t l = 0; l < m->cfg.n_layers; l++) {
-    hearth_layer_weights* L = &m->layers[l];
-#define PACK_LAYER(role, field, vector) \
-  if (!(vector) && (rc = pack_weight(m, &L->field, 0, &arena, err, err_len)) != HEARTH_OK) return rc;
-    HEARTH_LAYER_TENSORS(PACK_LAYER)
-#undef PACK_LAYER
-  }
-  if (m->in_memory && (rc = copy_mapped_weights(m, err, err_len)) != HEARTH_OK) return rc;
   m->finished = 1;
   return HEARTH_OK;
 }
