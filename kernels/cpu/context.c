@@ -50,10 +50,10 @@ hearth_context* hearth_context_new(hearth_model* m, const hearth_context_options
   /* KV cache: per layer (blocks, KVH, block_size, hd) elements of kv_dtype, for keys and for values. */
   const size_t per_layer = (size_t)o->kv_num_blocks * (size_t)o->kv_block_size * kv_dim;
   if (per_layer / kv_dim / (size_t)o->kv_block_size != (size_t)o->kv_num_blocks) goto nomem;
-  ctx->kv_elem = o->kv_dtype == HEARTH_DTYPE_F16 ? 2 : 4;
-  ctx->key_cache = hearth_alloc_uninit(per_layer * (size_t)c->n_layers, ctx->kv_elem);
-  ctx->value_cache = hearth_alloc_uninit(per_layer * (size_t)c->n_layers, ctx->kv_elem);
-  ctx->kv_bytes = 2 * per_layer * (size_t)c->n_layers * ctx->kv_elem;
+  const size_t elem = hearth_kv_elem(ctx);
+  ctx->key_cache = hearth_alloc_uninit(per_layer * (size_t)c->n_layers, elem);
+  ctx->value_cache = hearth_alloc_uninit(per_layer * (size_t)c->n_layers, elem);
+  ctx->kv_bytes = 2 * per_layer * (size_t)c->n_layers * elem;
   ctx->x = hearth_alloc(T * (size_t)c->dim, sizeof(float));
   ctx->xb = hearth_alloc(T * (size_t)c->dim, sizeof(float));
   ctx->q = hearth_alloc(T * q_dim, sizeof(float));

@@ -209,7 +209,7 @@ static void qkv_post_task(void* arg, int32_t t, int32_t thread) {
   const int32_t block = b->block_tables[(size_t)s * ctx->opts.max_blocks_per_seq + pos / bs];
   const size_t layer_off = (size_t)j->layer * ctx->opts.kv_num_blocks * c->n_kv_heads * bs * hd;
   for (int32_t h = 0; h < c->n_kv_heads; h++) {
-    const size_t off = (layer_off + (((size_t)block * c->n_kv_heads + h) * bs + (size_t)(pos % bs)) * hd) * ctx->kv_elem;
+    const size_t off = (layer_off + (((size_t)block * c->n_kv_heads + h) * bs + (size_t)(pos % bs)) * hd) * hearth_kv_elem(ctx);
     uint8_t* kc = (uint8_t*)ctx->key_cache + off;
     uint8_t* vc = (uint8_t*)ctx->value_cache + off;
     if (ctx->opts.kv_dtype == HEARTH_DTYPE_F16) {
@@ -357,7 +357,7 @@ static void attention_task(void* arg, int32_t task, int32_t thread) {
           kp[jj] = vp[jj] = ctx->att_zero;
           continue;
         }
-        const size_t off = (layer_off + (((size_t)table[p / bs] * KVH + w->kvh) * bs + p % bs) * hd) * ctx->kv_elem;
+        const size_t off = (layer_off + (((size_t)table[p / bs] * KVH + w->kvh) * bs + p % bs) * hd) * hearth_kv_elem(ctx);
         kp[jj] = (const uint8_t*)ctx->key_cache + off;
         vp[jj] = (const uint8_t*)ctx->value_cache + off;
       }

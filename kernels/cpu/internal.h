@@ -179,7 +179,6 @@ struct hearth_context {
      outputs stay float32). */
   void* key_cache;
   void* value_cache;
-  size_t kv_elem; /* bytes per element: 4 or 2 */
   uint64_t kv_bytes;
 
   /* Activations of one step, T = max_batch_tokens. */
@@ -213,6 +212,11 @@ struct hearth_context {
   void* act_q8_k;  /* (T, k_max) activations as Q8_K blocks, for K-quant weights */
   hearth_sampler_scratch* samplers; /* (n_threads) */
 };
+
+/* Bytes of one KV cache element: 2 for f16, 4 for float32. */
+static inline size_t hearth_kv_elem(const hearth_context* ctx) {
+  return ctx->opts.kv_dtype == HEARTH_DTYPE_F16 ? 2 : 4;
+}
 
 /* The forward pass of the Llama family (Llama, Mistral, Qwen2, Qwen3): fills ctx->logits or out_logits. */
 int32_t hearth_forward_llama(hearth_context* ctx, const hearth_batch* b, float* logits_out,
