@@ -232,6 +232,9 @@ QI void panel_tile(float* y, int64_t ldy, const int rows, const uint8_t* wp, con
     __m256i p[PANEL_TT];
     for (int t = 0; t < TT; t++) p[t] = _mm256_setzero_si256();
     if (type == HEARTH_DTYPE_Q8_0) {
+      /* Unrolled by 2, not the 8 GCC picks on its own: fully unrolled it keeps every group's products
+         on the stack and sums them after (a store and a load each), 1.4x slower at 4 tokens. */
+#pragma GCC unroll 2
       for (int g = 0; g < 8; g++) {
         const __m256i w = ld256(codes + 32 * g), aw = _mm256_abs_epi8(w);
         for (int t = 0; t < TT; t++) {
@@ -242,6 +245,7 @@ QI void panel_tile(float* y, int64_t ldy, const int rows, const uint8_t* wp, con
     } else {
       __m256i p16[PANEL_TT];
       for (int t = 0; t < TT; t++) p16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 2 /* as Q8_0's groups above */
       for (int j = 0; j < 4; j++) {
         const __m256i v = ld256(codes + 32 * j);
         __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
