@@ -44,6 +44,7 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     help:
       "KV cache elements: auto | float32 | float16 (default auto: float16 for quantized weights on the CPU)",
   },
+  "block-size": { kind: "int", help: "tokens per KV block (default 64 on the CPU, 16 on CUDA)" },
   "max-num-seqs": { kind: "int", help: "most sequences in one step (default 64)" },
   "max-num-batched-tokens": { kind: "int", help: "most tokens in one step (default 512)" },
   "max-waiting-requests": { kind: "int", help: "queued requests before new ones get 429 (default 1024)" },
@@ -199,6 +200,7 @@ export async function serve(argv: string[]): Promise<number> {
         kvCacheTokens: config.kvCacheTokens,
         kvCacheBytes: kvCacheBytes(config.kvCacheMemory),
         kvCacheDtype: config.kvCacheDtype,
+        kvBlockSize: config.blockSize,
         maxBatchSeqs: config.maxNumSeqs,
         maxBatchTokens: config.maxNumBatchedTokens,
         maxWaiting: config.maxWaitingRequests,
@@ -210,7 +212,8 @@ export async function serve(argv: string[]): Promise<number> {
     );
     logger.info(
       `serving on ${generator.info.device} in ${generator.info.dtype}; KV cache ` +
-        `${(generator.memory().kvCache / 2 ** 20).toFixed(1)} MiB of ${generator.info.kvCacheDtype}`,
+        `${(generator.memory().kvCache / 2 ** 20).toFixed(1)} MiB of ${generator.info.kvCacheDtype} ` +
+        `in blocks of ${generator.info.kvBlockSize} tokens`,
     );
     if (config.quantize) {
       const mem = generator.memory();

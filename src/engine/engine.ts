@@ -65,7 +65,12 @@ export interface EngineOptions {
    * fill it.
    */
   kvCacheBytes?: number;
-  /** Tokens per KV block (default 16). */
+  /**
+   * Tokens per KV block: the unit of allocation and of prefix sharing. Default 64 on the CPU, 16 on
+   * CUDA. A block keeps each kv head's rows contiguous, and a decode's attention reads one such run per
+   * block: on the CPU a longer run keeps the hardware prefetchers streaming (16 sequences decoding at
+   * context 240: about +10 % tokens/s at 64 against 16), while prefix sharing then starts at 64 tokens.
+   */
   kvBlockSize?: number;
   /**
    * Element type of the KV cache. "auto" (default): float16 for quantized weights on the CPU (half the
@@ -174,7 +179,10 @@ export class Engine implements TextGenerator {
   ): Promise<Engine> {
     const c = desc.config;
     const where = await resolveDevice(opts.device ?? "auto");
-    const blockSize = opts.kvBlockSize ?? 16;
+    const blockSize = opts.kvBlockSize ?? (where.cuda ? 16 : 64);
+    if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > 1024) {
+      throw new RangeError(`the KV block size must be an integer from 1 to 1024 tokens, not ${blockSize}`);
+    }
     const asked = opts.quantize ?? opts.dtype ?? "auto";
     const weights = asked === "auto" ? defaultDtype(where, desc.storedDtype) : asked;
     const kvDtype = resolveKvCacheDtype(
@@ -243,6 +251,7 @@ export class Engine implements TextGenerator {
       defaults: defaultsFromGeneration(generation),
       dtype: model.dtype,
       kvCacheDtype: kvDtype,
+      kvBlockSize: blockSize,
       device: deviceName(where.device) + (where.cuda ? ` (${where.cuda.name})` : ""),
     };
     const scheduler = new Scheduler(new KvBlockAllocator(numBlocks, blockSize), {

@@ -101,6 +101,8 @@ export interface EngineInfo {
   dtype: string;
   /** Element type of the KV cache. */
   kvCacheDtype?: "float32" | "float16";
+  /** Tokens per KV block. */
+  kvBlockSize?: number;
   /** Where the model runs: "cpu", or "cuda:N (its name)". */
   device?: string;
 }

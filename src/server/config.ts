@@ -33,6 +33,8 @@ export const ServerConfigSchema = z.strictObject({
   "kv-cache-memory": z.number().positive().optional(),
   /** KV cache element type; auto: float16 for quantized weights on the CPU, else float32. */
   "kv-cache-dtype": z.enum(["auto", "float32", "float16", "f32", "f16", "fp32", "fp16"]).default("auto"),
+  /** Tokens per KV block (default: 64 on the CPU, 16 on CUDA). */
+  "block-size": z.int().min(1).max(1024).optional(),
   "max-num-seqs": z.int().min(1).optional(),
   "max-num-batched-tokens": z.int().min(1).optional(),
   "max-waiting-requests": z.int().min(0).optional(),
@@ -82,6 +84,8 @@ export interface ServerConfig {
   kvCacheMemory?: number;
   /** KV cache element type ("auto": float16 for quantized weights on the CPU, else float32). */
   kvCacheDtype: "auto" | "float32" | "float16";
+  /** Tokens per KV block. */
+  blockSize?: number;
   /** Most sequences in one step. */
   maxNumSeqs?: number;
   /** Most tokens in one step (decode tokens plus prompt chunks). */
@@ -198,6 +202,7 @@ export function resolveConfig(
       : c["kv-cache-dtype"].endsWith("16")
       ? "float16"
       : "float32",
+    blockSize: c["block-size"],
     maxNumSeqs: c["max-num-seqs"],
     maxNumBatchedTokens: c["max-num-batched-tokens"],
     maxWaitingRequests: c["max-waiting-requests"],

@@ -221,8 +221,8 @@ Deno.test("prefix reuse: a shared system prompt is computed once, and answers do
   const system = Array.from({ length: 40 }, (_, i) => (i * 13 + 7) % 500 + 6); // 2 full blocks of 16
   const prompts = [[11, 12, 13], [20, 21], [30], [40, 41, 42, 43]].map((q) => [...system, ...q]);
   const params = { temperature: 0, repetitionPenalty: 1, maxTokens: 8, ignoreEos: true };
-  const plain = await Engine.load(MODEL, { threads: 1, prefixCaching: false });
-  const cached = await Engine.load(MODEL, { threads: 1 });
+  const plain = await Engine.load(MODEL, { threads: 1, prefixCaching: false, kvBlockSize: 16 });
+  const cached = await Engine.load(MODEL, { threads: 1, kvBlockSize: 16 });
   try {
     for (const p of prompts) {
       assertEquals(ids(await collect(cached, p, params)), ids(await collect(plain, p, params)));
@@ -278,5 +278,11 @@ Deno.test("back-to-back requests each run: the step loop restarts after running 
     }
   } finally {
     await engine.close();
+  }
+});
+
+Deno.test("a KV block size outside 1..1024 tokens is refused before the weights are loaded", async () => {
+  for (const kvBlockSize of [0, 1.5, 2048]) {
+    await assertRejects(() => Engine.load(MODEL, { threads: 1, kvBlockSize }), RangeError, "KV block size");
   }
 });

@@ -1,7 +1,8 @@
 /**
  * The engine options `serve` derives from its flags, seen in the real process's log: `--threads`
  * defaults to the number of physical cores, a float64 `--dtype` spelling is served as float32 with a
- * warning, and the KV cache's element type follows `--kv-cache-dtype` (auto: f16 for quantized weights).
+ * warning, the KV cache's element type follows `--kv-cache-dtype` (auto: f16 for quantized weights), and
+ * its block size `--block-size` (64 tokens on the CPU by default).
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "../assert.ts";
@@ -81,4 +82,29 @@ Deno.test("serve: --quantize gets an f16 KV cache by default; --kv-cache-dtype f
     mib16 > 0 && Math.abs(mib32 - 2 * mib16) <= 0.15,
     `float32 elements take twice the bytes: ${mib32} vs ${mib16}`,
   );
+});
+
+Deno.test("serve: KV blocks of 64 tokens on the CPU by default; --block-size sets them, 0 is refused", async () => {
+  const base = ["--port", "0", "--no-auth", "--threads", "1", "--kv-cache-tokens", "1024"];
+  const serving = /KV cache ([\d.]+) MiB of \w+ in blocks of (\d+) tokens/;
+  assertEquals((await loadingLog(base, serving)).found[2], "64");
+  assertEquals((await loadingLog([...base, "--block-size", "16"], serving)).found[2], "16");
+  const refused = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      join(ROOT, "main.ts"),
+      "serve",
+      "--model",
+      `${FIXTURES}/models/llama-f32`,
+      "--block-size",
+      "0",
+    ],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const message = new TextDecoder().decode(refused.stderr);
+  assert(!refused.success && message.includes("--block-size"), message);
 });
