@@ -122,6 +122,7 @@ interface RequestResult {
   ttft: number;
   gaps: number[];
   tokens: number;
+  promptTokens: number;
 }
 
 /** Request i of the mix (or the given prompt and length), streamed: its TTFT, inter-token gaps, tokens. */
@@ -148,7 +149,7 @@ async function streamOne(
   });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let ttft = 0, last = 0, tokens = 0, buf = "";
+  let ttft = 0, last = 0, tokens = 0, promptTokens = 0, buf = "";
   const gaps: number[] = [];
   for (;;) {
     const { value, done } = await reader.read();
@@ -160,7 +161,7 @@ async function streamOne(
       buf = buf.slice(at + 2);
       if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
       const data = JSON.parse(event.slice(6));
-      if (data.usage) tokens = data.usage.completion_tokens;
+      if (data.usage) tokens = data.usage.completion_tokens, promptTokens = data.usage.prompt_tokens;
       if (!data.choices?.length) continue;
       const now = performance.now();
       if (ttft === 0) ttft = now - t0;
@@ -168,12 +169,16 @@ async function streamOne(
       last = now;
     }
   }
-  return { ttft, gaps, tokens };
+  return { ttft, gaps, tokens, promptTokens };
 }
 
 interface Row {
   clients: number;
   tokensPerSecond: number;
+  /** Prompt and output tokens the engine computed per second. */
+  computedPerSecond: number;
+  promptTokens: number;
+  outputTokens: number;
   ttftP50: number;
   ttftP99: number;
   itlP50: number;
@@ -299,15 +304,21 @@ for (const clients of levels) {
   const results: RequestResult[] = [];
   const t0 = performance.now();
   let next = 0;
-  const total = clients * perClient;
+  // Whole cycles of the mix at every level, so that each level (the single stream too) serves the same
+  // proportions of short and long prompts and answers, and the ratios compare like with like.
+  const total = Math.ceil(clients * perClient / MIX.length) * MIX.length;
   await Promise.all(Array.from({ length: clients }, async () => {
     while (next < total) results.push(await streamOne(next++));
   }));
   const seconds = (performance.now() - t0) / 1000;
   const tokens = results.reduce((a, r) => a + r.tokens, 0);
+  const promptTokens = results.reduce((a, r) => a + r.promptTokens, 0);
   const row = {
     clients,
     tokensPerSecond: tokens / seconds,
+    computedPerSecond: (tokens + promptTokens) / seconds,
+    promptTokens,
+    outputTokens: tokens,
     ttftP50: percentile(results.map((r) => r.ttft), 50),
     ttftP99: percentile(results.map((r) => r.ttft), 99),
     itlP50: percentile(results.flatMap((r) => r.gaps), 50),
@@ -318,6 +329,18 @@ for (const clients of levels) {
 }
 
 const afterLoad = await measureOverhead();
+
+// What the machine can compute: a 512-token prompt's prefill through the server (time to its first
+// token, best of 3), in tokens/s. Batched decode does the same matrix products per token as a prefill
+// (and no better on a CPU whose cores are already saturated by one prefill), so at that rate a level's
+// prompt + output tokens take at least (prompt + output) / rate seconds: the most output tokens/s the
+// mix allows, whatever the batching.
+let prefillRate = 0;
+for (let k = 0; k < 3; k++) {
+  const long = Array.from({ length: 512 }, (_, i) => 300 + ((i * 7919 + k * 31) % 40000));
+  const r = await streamOne(1000 + k, { prompt: long, maxTokens: 1 });
+  prefillRate = Math.max(prefillRate, 512 / (r.ttft / 1000));
+}
 await engine.close();
 await stopServer(server);
 
@@ -342,16 +365,30 @@ await Deno.remove(xdg, { recursive: true }).catch(() => {});
 const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/model name\s*:\s*(.*)/)?.[1] ??
   "?";
 const single = rows.find((r) => r.clients === 1)?.tokensPerSecond ?? NaN;
+/** The most output tokens/s a row's mix allows at the measured prefill rate (see prefillRate). */
+const ceiling = (r: Row) => r.outputTokens / ((r.promptTokens + r.outputTokens) / prefillRate);
+const at16 = rows.find((r) => r.clients === 16);
 const table = [
-  `SmolLM2-135M shape (random weights, Q8_0 at load); ${cpu}; ${threads} threads; ${perClient} requests per client`,
+  `SmolLM2-135M shape (random weights, Q8_0 at load); ${cpu}; ${threads} threads; ${perClient} requests per client, rounded up to whole cycles of the ${MIX.length}-request mix`,
   "",
-  "| clients | output tok/s (aggregate) | × single | TTFT p50 (ms) | TTFT p99 (ms) | ITL p50 (ms) | ITL p99 (ms) |",
-  "|---:|---:|---:|---:|---:|---:|---:|",
+  "| clients | output tok/s (aggregate) | × single | prompt + output tok/s | TTFT p50 (ms) | TTFT p99 (ms) | ITL p50 (ms) | ITL p99 (ms) |",
+  "|---:|---:|---:|---:|---:|---:|---:|---:|",
   ...rows.map((r) =>
     `| ${r.clients} | ${r.tokensPerSecond.toFixed(1)} | ${(r.tokensPerSecond / single).toFixed(2)} | ${
-      r.ttftP50.toFixed(0)
-    } | ${r.ttftP99.toFixed(0)} | ${r.itlP50.toFixed(1)} | ${r.itlP99.toFixed(1)} |`
+      r.computedPerSecond.toFixed(0)
+    } | ${r.ttftP50.toFixed(0)} | ${r.ttftP99.toFixed(0)} | ${r.itlP50.toFixed(1)} | ${r.itlP99.toFixed(1)} |`
   ),
+  "",
+  `prefill rate (512-token prompt through the server, best of 3): ${prefillRate.toFixed(0)} tok/s` +
+  (at16
+    ? `; at that rate the 16-client mix (${at16.promptTokens} prompt + ${at16.outputTokens} output tokens) ` +
+      `allows at most ${ceiling(at16).toFixed(0)} output tok/s = ${
+        (ceiling(at16) / single).toFixed(2)
+      }× single ` +
+      `(measured: ${(at16.tokensPerSecond / single).toFixed(2)}×, computing ${
+        (at16.computedPerSecond / prefillRate * 100).toFixed(0)
+      } % of the prefill rate)`
+    : ""),
   "",
   `HTTP+SSE overhead per decoded token, idle server: ${idle.httpMs.toFixed(2)} ms through the server vs ${
     idle.engineMs.toFixed(2)
@@ -384,7 +421,7 @@ await Deno.mkdir(values.out!, { recursive: true });
 await Deno.writeTextFile(
   `${values.out}serve.json`,
   JSON.stringify(
-    { date: new Date().toISOString(), cpu, threads, perClient, rows, ...idle, afterLoad, spare },
+    { date: new Date().toISOString(), cpu, threads, perClient, rows, prefillRate, ...idle, afterLoad, spare },
     null,
     2,
   ),
