@@ -131,6 +131,8 @@ QI int is_q5(const int type) { return type == HEARTH_DTYPE_Q5_0 || type == HEART
 #define PANEL_MAX_K (PANEL_XSIDE * 32) /* longest row packed: one token's blocks fit */
 
 static size_t panel_bytes(int32_t type, int64_t n, int64_t k) {
+  if (type == HEARTH_DTYPE_Q4_K) /* records of 8 rows x 1 super-block, as below */
+    return k % 256 == 0 && k <= PANEL_MAX_K && n > 0 ? (size_t)((n + 7) / 8) * (size_t)(k / 256) * 8 * 144 : 0;
   if (hearth_quant_block_elems(type) != 32 || k % 32 != 0 || k > PANEL_MAX_K || n <= 0) return 0;
   return (size_t)((n + 7) / 8) * (size_t)(k / 32) * (size_t)rec_bytes(type);
 }
@@ -177,8 +179,11 @@ QI void panel_pack_typed(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, c
     }
 }
 
+static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k);
+
 static void panel_pack(void* dst, const void* w, int32_t type, int64_t n, int64_t k) {
   switch (type) {
+    case HEARTH_DTYPE_Q4_K: panel_pack_q4k(dst, w, n, k); break;
     case HEARTH_DTYPE_Q8_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q8_0); break;
     case HEARTH_DTYPE_Q4_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q4_0); break;
     case HEARTH_DTYPE_Q4_1: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q4_1); break;
@@ -316,11 +321,138 @@ QI void panel_matmul_typed(float* y, int64_t ldy, const uint8_t* wp, const uint8
   }
 }
 
+/* ---------------------------------------------------------------------------------------------------- */
+/* Q4_K in panels of 8 rows.                                                                              */
+/*                                                                                                        */
+/* A sub-block of Q4_K (32 codes, a 6-bit scale and min per row) is Q4_0's block without the offset, so    */
+/* its products are Q4_0's panel code: 8 VPMADDUBSW per token summed in int16, then one VPMADDWD against  */
+/* the 8 rows' scales instead of ones, summed in int32 over the super-block (at most 8 * 2 * 30480 * 63). */
+/* Floats only once per super-block: acc = fma(cvt(sum q x sc), d_w d_x, acc), then the mins,             */
+/* acc = fma(cvt(sum m xsum), -dmin_w d_x, acc), in that order whatever T: the same bits for any T.       */
+/* Records of 8 rows x 1 super-block, the bytes of the 8 native blocks (1152):                            */
+/*   d[8] f16 | dmin[8] f16 | sm[8 sub-blocks][8 rows] u8 | mh[8 sub-blocks][4] u8 | codes[8][128]         */
+/* sm = scale | (min & 3) << 6; mh byte r/2, nibble r % 2 = min >> 2; codes of a sub-block as Q4_0's.     */
+/* The activations' sums per sub-block come from Q8_K's bsums (two per sub-block; |sum| <= 32 * 127).     */
+
+#define Q4K_REC 1152
+
+static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
+  const int64_t nsb = k / 256;
+  const uint8_t zero[144] = {0};
+  for (int64_t p = 0; p < (n + 7) / 8; p++)
+    for (int64_t sb = 0; sb < nsb; sb++) {
+      uint8_t* R = dst + (p * nsb + sb) * Q4K_REC;
+      memset(R, 0, Q4K_REC);
+      for (int r = 0; r < 8; r++) {
+        const int64_t row = p * 8 + r;
+        const uint8_t* blk = row < n ? w + (row * nsb + sb) * 144 : zero; /* padding: zero scales */
+        memcpy(R + 2 * r, blk, 2);
+        memcpy(R + 16 + 2 * r, blk + 2, 2);
+        for (int sub = 0; sub < 8; sub++) {
+          uint8_t sc, m;
+          hearth_q4k_scale_min(blk + 4, sub, &sc, &m);
+          R[32 + 8 * sub + r] = (uint8_t)(sc | (m & 3) << 6);
+          R[96 + 4 * sub + r / 2] |= (uint8_t)((m >> 2) << (4 * (r % 2)));
+          uint8_t* codes = R + 128 + 128 * sub;
+          for (int e = 0; e < 32; e++) {
+            const int i = 32 * sub + e, g = e / 4, c = (blk[16 + 32 * (i / 64) + i % 32] >> (4 * ((i / 32) % 2))) & 15;
+            codes[(g / 2) * 32 + 4 * r + e % 4] |= (uint8_t)(c << (g % 2 ? 4 : 0));
+          }
+        }
+      }
+    }
+}
+
+/* Rows' scales (lanes) of sub-block `sub`, each in both int16 halves of its lane, and their mins (int32). */
+QI void q4k_panel_scales(const uint8_t* R, int sub, __m256i* sc2, __m256i* mn) {
+  int64_t b8;
+  memcpy(&b8, R + 32 + 8 * sub, 8);
+  const __m256i v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(b8));
+  const __m256i sc = _mm256_and_si256(v, _mm256_set1_epi32(63));
+  int32_t b4;
+  memcpy(&b4, R + 96 + 4 * sub, 4);
+  const __m256i h = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(_mm_cvtsi32_si128(b4), _mm_set_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 3, 3, 2, 2, 1, 1, 0, 0)));
+  const __m256i mh = _mm256_and_si256(_mm256_srlv_epi32(h, _mm256_set_epi32(4, 0, 4, 0, 4, 0, 4, 0)), _mm256_set1_epi32(15));
+  *sc2 = _mm256_or_si256(sc, _mm256_slli_epi32(sc, 16));
+  *mn = _mm256_or_si256(_mm256_srli_epi32(v, 6), _mm256_slli_epi32(mh, 2));
+}
+
+/* y[t * ldy + r] for the panel's rows r < rows and TT tokens over all nsb super-blocks (x: Q8_K rows). */
+QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
+                       int64_t nsb, const int TT, const int prefetch) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  __m256 acc[PANEL_TT];
+  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; sb++) {
+    const uint8_t* R = wp + sb * Q4K_REC;
+    if (prefetch) /* decode streams the panels: ask for the next record */
+      for (int64_t o = 0; o < Q4K_REC; o += 64) _mm_prefetch((const char*)R + Q4K_REC + o, _MM_HINT_T0);
+    __m256i isum[PANEL_TT], msum[PANEL_TT];
+    for (int t = 0; t < TT; t++) isum[t] = msum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+    for (int sub = 0; sub < 8; sub++) {
+      __m256i sc2, mn;
+      q4k_panel_scales(R, sub, &sc2, &mn);
+      const uint8_t* codes = R + 128 + 128 * sub;
+      __m256i p16[PANEL_TT];
+      for (int t = 0; t < TT; t++) p16[t] = _mm256_setzero_si256();
+      for (int j = 0; j < 4; j++) {
+        const __m256i v = ld256(codes + 32 * j);
+        const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        for (int t = 0; t < TT; t++) {
+          const hearth_block_q8_k* xb = (const hearth_block_q8_k*)(xa + t * xrow) + sb;
+          int32_t x0, x1;
+          memcpy(&x0, xb->qs + 32 * sub + 8 * j, 4);
+          memcpy(&x1, xb->qs + 32 * sub + 8 * j + 4, 4);
+          p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x0)));
+          p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x1)));
+        }
+      }
+      for (int t = 0; t < TT; t++) {
+        const hearth_block_q8_k* xb = (const hearth_block_q8_k*)(xa + t * xrow) + sb;
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16[t], sc2));
+        const int32_t xs = xb->bsums[2 * sub] + xb->bsums[2 * sub + 1];
+        msum[t] = _mm256_add_epi32(msum[t], _mm256_mullo_epi32(mn, _mm256_set1_epi32(xs)));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)R));
+    const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(R + 16)));
+    for (int t = 0; t < TT; t++) {
+      const __m256 dx = _mm256_set1_ps(((const hearth_block_q8_k*)(xa + t * xrow) + sb)->d);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, dx), acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), dmw), dx), acc[t]);
+    }
+  }
+  for (int t = 0; t < TT; t++) {
+    if (rows == 8) {
+      _mm256_storeu_ps(y + t * ldy, acc[t]);
+    } else {
+      float out[8];
+      _mm256_storeu_ps(out, acc[t]);
+      memcpy(y + t * ldy, out, sizeof(float) * (size_t)rows);
+    }
+  }
+}
+
+static void panel_matmul_q4k(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa, int64_t T, int64_t n,
+                             int64_t k) {
+  const int64_t nsb = k / 256, xrow = nsb * (int64_t)sizeof(hearth_block_q8_k), prec = nsb * Q4K_REC;
+  for (int64_t r0 = 0; r0 < n; r0 += 8) {
+    const int rows = n - r0 < 8 ? (int)(n - r0) : 8;
+    const uint8_t* p = wp + (r0 / 8) * prec;
+    int64_t t = 0;
+    for (; t + PANEL_TT <= T; t += PANEL_TT)
+      panel_tile_q4k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, PANEL_TT, 0);
+    for (; t < T; t++) panel_tile_q4k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, 1, T == 1);
+  }
+}
+
 static void panel_matmul(float* y, int64_t ldy, const void* wp, int32_t type, const void* x_act, int64_t T, int64_t n,
                          int64_t k) {
   const uint8_t* w = (const uint8_t*)wp;
   const uint8_t* xa = (const uint8_t*)x_act;
   switch (type) {
+    case HEARTH_DTYPE_Q4_K: panel_matmul_q4k(y, ldy, w, xa, T, n, k); break;
     case HEARTH_DTYPE_Q8_0: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q8_0); break;
     case HEARTH_DTYPE_Q4_0: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_0); break;
     case HEARTH_DTYPE_Q4_1: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_1); break;
