@@ -131,8 +131,8 @@ QI int is_q5(const int type) { return type == HEARTH_DTYPE_Q5_0 || type == HEART
 #define PANEL_MAX_K (PANEL_XSIDE * 32) /* longest row packed: one token's blocks fit */
 
 static size_t panel_bytes(int32_t type, int64_t n, int64_t k) {
-  if (type == HEARTH_DTYPE_Q4_K) /* records of 8 rows x 1 super-block, as below */
-    return k % 256 == 0 && k <= PANEL_MAX_K && n > 0 ? (size_t)((n + 7) / 8) * (size_t)(k / 256) * 8 * 144 : 0;
+  if (type == HEARTH_DTYPE_Q4_K || type == HEARTH_DTYPE_Q5_K || type == HEARTH_DTYPE_Q6_K) /* 8 rows x 1 super-block */
+    return k % 256 == 0 && k <= PANEL_MAX_K && n > 0 ? (size_t)((n + 7) / 8) * (size_t)(k / 256) * 8 * bytesk(type) : 0;
   if (hearth_quant_block_elems(type) != 32 || k % 32 != 0 || k > PANEL_MAX_K || n <= 0) return 0;
   return (size_t)((n + 7) / 8) * (size_t)(k / 32) * (size_t)rec_bytes(type);
 }
@@ -179,11 +179,14 @@ QI void panel_pack_typed(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, c
     }
 }
 
-static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k);
+static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int q5);
+static void panel_pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k);
 
 static void panel_pack(void* dst, const void* w, int32_t type, int64_t n, int64_t k) {
   switch (type) {
-    case HEARTH_DTYPE_Q4_K: panel_pack_q4k(dst, w, n, k); break;
+    case HEARTH_DTYPE_Q4_K: panel_pack_q4k(dst, w, n, k, 0); break;
+    case HEARTH_DTYPE_Q5_K: panel_pack_q4k(dst, w, n, k, 1); break;
+    case HEARTH_DTYPE_Q6_K: panel_pack_q6k(dst, w, n, k); break;
     case HEARTH_DTYPE_Q8_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q8_0); break;
     case HEARTH_DTYPE_Q4_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q4_0); break;
     case HEARTH_DTYPE_Q4_1: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q4_1); break;
@@ -322,30 +325,33 @@ QI void panel_matmul_typed(float* y, int64_t ldy, const uint8_t* wp, const uint8
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
-/* Q4_K in panels of 8 rows.                                                                              */
+/* Q4_K and Q5_K in panels of 8 rows.                                                                     */
 /*                                                                                                        */
 /* A sub-block of Q4_K (32 codes, a 6-bit scale and min per row) is Q4_0's block without the offset, so    */
 /* its products are Q4_0's panel code: 8 VPMADDUBSW per token summed in int16, then one VPMADDWD against  */
 /* the 8 rows' scales instead of ones, summed in int32 over the super-block (at most 8 * 2 * 30480 * 63). */
 /* Floats only once per super-block: acc = fma(cvt(sum q x sc), d_w d_x, acc), then the mins,             */
 /* acc = fma(cvt(sum m xsum), -dmin_w d_x, acc), in that order whatever T: the same bits for any T.       */
-/* Records of 8 rows x 1 super-block, the bytes of the 8 native blocks (1152):                            */
+/* Q5_K's fifth bits are Q5_0's panel planes, and its int16 sums are widened every 4 groups as there.     */
+/* Records of 8 rows x 1 super-block, the bytes of the 8 native blocks (1152; Q5_K 1408):                 */
 /*   d[8] f16 | dmin[8] f16 | sm[8 sub-blocks][8 rows] u8 | mh[8 sub-blocks][4] u8 | codes[8][128]         */
-/* sm = scale | (min & 3) << 6; mh byte r/2, nibble r % 2 = min >> 2; codes of a sub-block as Q4_0's.     */
+/*   (Q5_K: | hb[8 sub-blocks][8] u32)                                                                    */
+/* sm = scale | (min & 3) << 6; mh byte r/2, nibble r % 2 = min >> 2; codes of a sub-block as Q4_0's,     */
+/* hb[sub][g] bit 4r + i = the fifth bit of row r's code 4g + i of the sub-block, as Q5_0's.              */
 /* The activations' sums per sub-block come from Q8_K's bsums (two per sub-block; |sum| <= 32 * 127).     */
 
-#define Q4K_REC 1152
+QI int64_t q4k_rec(const int q5) { return q5 ? 8 * 176 : 8 * 144; }
 
-static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
-  const int64_t nsb = k / 256;
-  const uint8_t zero[144] = {0};
+static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int q5) {
+  const int64_t nsb = k / 256, bs = q5 ? 176 : 144, rec = q4k_rec(q5);
+  const uint8_t zero[176] = {0};
   for (int64_t p = 0; p < (n + 7) / 8; p++)
     for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = dst + (p * nsb + sb) * Q4K_REC;
-      memset(R, 0, Q4K_REC);
+      uint8_t* R = dst + (p * nsb + sb) * rec;
+      memset(R, 0, (size_t)rec);
       for (int r = 0; r < 8; r++) {
         const int64_t row = p * 8 + r;
-        const uint8_t* blk = row < n ? w + (row * nsb + sb) * 144 : zero; /* padding: zero scales */
+        const uint8_t* blk = row < n ? w + (row * nsb + sb) * bs : zero; /* padding: zero scales */
         memcpy(R + 2 * r, blk, 2);
         memcpy(R + 16 + 2 * r, blk + 2, 2);
         for (int sub = 0; sub < 8; sub++) {
@@ -355,8 +361,11 @@ static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k)
           R[96 + 4 * sub + r / 2] |= (uint8_t)((m >> 2) << (4 * (r % 2)));
           uint8_t* codes = R + 128 + 128 * sub;
           for (int e = 0; e < 32; e++) {
-            const int i = 32 * sub + e, g = e / 4, c = (blk[16 + 32 * (i / 64) + i % 32] >> (4 * ((i / 32) % 2))) & 15;
-            codes[(g / 2) * 32 + 4 * r + e % 4] |= (uint8_t)(c << (g % 2 ? 4 : 0));
+            const int i = 32 * sub + e, g = e / 4, lane_bit = 4 * r + e % 4;
+            const int c = (blk[(q5 ? 48 : 16) + 32 * (i / 64) + i % 32] >> (4 * ((i / 32) % 2))) & 15;
+            codes[(g / 2) * 32 + lane_bit] |= (uint8_t)(c << (g % 2 ? 4 : 0));
+            if (q5 && (blk[16 + i % 32] >> (i / 32)) & 1)
+              R[1152 + 32 * sub + 4 * g + lane_bit / 8] |= (uint8_t)(1 << (lane_bit % 8));
           }
         }
       }
@@ -379,14 +388,15 @@ QI void q4k_panel_scales(const uint8_t* R, int sub, __m256i* sc2, __m256i* mn) {
 
 /* y[t * ldy + r] for the panel's rows r < rows and TT tokens over all nsb super-blocks (x: Q8_K rows). */
 QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
-                       int64_t nsb, const int TT, const int prefetch) {
+                       int64_t nsb, const int TT, const int prefetch, const int q5) {
+  const int64_t rec = q4k_rec(q5);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   __m256 acc[PANEL_TT];
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; sb++) {
-    const uint8_t* R = wp + sb * Q4K_REC;
+    const uint8_t* R = wp + sb * rec;
     if (prefetch) /* decode streams the panels: ask for the next record */
-      for (int64_t o = 0; o < Q4K_REC; o += 64) _mm_prefetch((const char*)R + Q4K_REC + o, _MM_HINT_T0);
+      for (int64_t o = 0; o < rec; o += 64) _mm_prefetch((const char*)R + rec + o, _MM_HINT_T0);
     __m256i isum[PANEL_TT], msum[PANEL_TT];
     for (int t = 0; t < TT; t++) isum[t] = msum[t] = _mm256_setzero_si256();
 #pragma GCC unroll 1
@@ -398,7 +408,14 @@ QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
       for (int t = 0; t < TT; t++) p16[t] = _mm256_setzero_si256();
       for (int j = 0; j < 4; j++) {
         const __m256i v = ld256(codes + 32 * j);
-        const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if (q5) {
+          uint32_t h0, h1;
+          memcpy(&h0, R + 1152 + 32 * sub + 8 * j, 4);
+          memcpy(&h1, R + 1152 + 32 * sub + 8 * j + 4, 4);
+          lo = _mm256_or_si256(lo, bits_to_bytes(h0, 16));
+          hi = _mm256_or_si256(hi, bits_to_bytes(h1, 16));
+        }
         for (int t = 0; t < TT; t++) {
           const hearth_block_q8_k* xb = (const hearth_block_q8_k*)(xa + t * xrow) + sb;
           int32_t x0, x1;
@@ -407,6 +424,11 @@ QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
           p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x0)));
           p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x1)));
         }
+        if (q5 && j == 1) /* 4 groups of 5-bit products fill int16: widen now */
+          for (int t = 0; t < TT; t++) {
+            isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16[t], sc2));
+            p16[t] = _mm256_setzero_si256();
+          }
       }
       for (int t = 0; t < TT; t++) {
         const hearth_block_q8_k* xb = (const hearth_block_q8_k*)(xa + t * xrow) + sb;
@@ -435,15 +457,129 @@ QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
 }
 
 static void panel_matmul_q4k(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa, int64_t T, int64_t n,
-                             int64_t k) {
-  const int64_t nsb = k / 256, xrow = nsb * (int64_t)sizeof(hearth_block_q8_k), prec = nsb * Q4K_REC;
+                             int64_t k, const int q5) {
+  const int64_t nsb = k / 256, xrow = nsb * (int64_t)sizeof(hearth_block_q8_k), prec = nsb * q4k_rec(q5);
   for (int64_t r0 = 0; r0 < n; r0 += 8) {
     const int rows = n - r0 < 8 ? (int)(n - r0) : 8;
     const uint8_t* p = wp + (r0 / 8) * prec;
     int64_t t = 0;
     for (; t + PANEL_TT <= T; t += PANEL_TT)
-      panel_tile_q4k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, PANEL_TT, 0);
-    for (; t < T; t++) panel_tile_q4k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, 1, T == 1);
+      panel_tile_q4k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, PANEL_TT, 0, q5);
+    for (; t < T; t++) panel_tile_q4k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, 1, T == 1, q5);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Q6_K in panels of 8 rows.                                                                              */
+/*                                                                                                        */
+/* Codes q (0..63, value d * sc * (q - 32)) as Q4_0's panel nibbles plus their top 2 bits in planes; the  */
+/* scales are signed bytes per 16 codes. Per sub-block of 16: 4 VPMADDUBSW per token, widened every 2      */
+/* (4 products of 63 * 127 fit int16, 8 do not) by VPMADDWD against the rows' scales, summed in int32; the */
+/* offset is sum(sc * xsum) * 32, taken off in int32 before the one conversion per super-block:           */
+/* acc = fma(cvt(sum q x sc - 32 sum sc xsum), d_w d_x, acc), whatever T.                                 */
+/* Records of 8 rows x 1 super-block, the bytes of the 8 native blocks (1680):                            */
+/*   d[8] f16 | sc[16 sub-blocks][8 rows] i8 | nibbles[8][128] | top bits[8][64]                           */
+/* per 32 codes G: nibbles as Q4_0's block; top bits two vectors v = 0, 1, byte 4r + i bits 2u, 2u + 1 =  */
+/* the top bits of row r's code 32G + 4 (4v + u) + i.                                                     */
+
+#define Q6K_REC 1680
+
+static void panel_pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
+  const int64_t nsb = k / 256;
+  const uint8_t zero[210] = {0};
+  for (int64_t p = 0; p < (n + 7) / 8; p++)
+    for (int64_t sb = 0; sb < nsb; sb++) {
+      uint8_t* R = dst + (p * nsb + sb) * Q6K_REC;
+      memset(R, 0, Q6K_REC);
+      for (int r = 0; r < 8; r++) {
+        const int64_t row = p * 8 + r;
+        const uint8_t* blk = row < n ? w + (row * nsb + sb) * 210 : zero; /* padding: zero scales */
+        memcpy(R + 2 * r, blk + 208, 2);
+        for (int sub = 0; sub < 16; sub++) R[16 + 8 * sub + r] = blk[192 + sub];
+        for (int i = 0; i < 256; i++) {
+          const int h = i / 128, j = i % 128;
+          const int q = ((blk[64 * h + j % 64] >> (4 * (j / 64))) & 15) | ((blk[128 + 32 * h + j % 32] >> (2 * (j / 32))) & 3) << 4;
+          const int G = i / 32, e = i % 32, g = e / 4;
+          R[144 + 128 * G + (g / 2) * 32 + 4 * r + e % 4] |= (uint8_t)((q & 15) << (g % 2 ? 4 : 0));
+          R[1168 + 64 * G + 32 * (g / 4) + 4 * r + e % 4] |= (uint8_t)((q >> 4) << (2 * (g % 4)));
+        }
+      }
+    }
+}
+
+/* y[t * ldy + r] for the panel's rows r < rows and TT tokens over all nsb super-blocks (x: Q8_K rows). */
+QI void panel_tile_q6k(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
+                       int64_t nsb, const int TT, const int prefetch) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+  __m256 acc[PANEL_TT];
+  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; sb++) {
+    const uint8_t* R = wp + sb * Q6K_REC;
+    if (prefetch) /* decode streams the panels: ask for the next record */
+      for (int64_t o = 0; o < Q6K_REC; o += 64) _mm_prefetch((const char*)R + Q6K_REC + o, _MM_HINT_T0);
+    __m256i isum[PANEL_TT], msum[PANEL_TT];
+    for (int t = 0; t < TT; t++) isum[t] = msum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+    for (int G = 0; G < 8; G++) {
+      const uint8_t* nib = R + 144 + 128 * G;
+      const __m256i top0 = ld256(R + 1168 + 64 * G), top1 = ld256(R + 1168 + 64 * G + 32);
+      for (int half = 0; half < 2; half++) { /* sub-block 2G + half: groups 4 half .. 4 half + 3 */
+        int64_t b8;
+        memcpy(&b8, R + 16 + 8 * (2 * G + half), 8);
+        const __m256i sc = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(b8));
+        const __m256i sc2 = _mm256_or_si256(_mm256_and_si256(sc, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(sc, 16));
+        const __m256i top = half ? top1 : top0;
+        for (int jj = 0; jj < 2; jj++) { /* nibble vector j = 2 half + jj: groups 2j, 2j + 1 */
+          const int j = 2 * half + jj;
+          const __m256i v = ld256(nib + 32 * j);
+          const __m256i q0 = _mm256_or_si256(_mm256_and_si256(v, m4),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 4 * jj), m3), 4));
+          const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 4 * jj + 2), m3), 4));
+          for (int t = 0; t < TT; t++) {
+            const hearth_block_q8_k* xb = (const hearth_block_q8_k*)(xa + t * xrow) + sb;
+            int32_t x0, x1;
+            memcpy(&x0, xb->qs + 32 * G + 8 * j, 4);
+            memcpy(&x1, xb->qs + 32 * G + 8 * j + 4, 4);
+            const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(q0, _mm256_set1_epi32(x0)),
+                                                 _mm256_maddubs_epi16(q1, _mm256_set1_epi32(x1)));
+            isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16, sc2));
+          }
+        }
+        for (int t = 0; t < TT; t++) {
+          const hearth_block_q8_k* xb = (const hearth_block_q8_k*)(xa + t * xrow) + sb;
+          msum[t] = _mm256_add_epi32(msum[t], _mm256_mullo_epi32(sc, _mm256_set1_epi32(xb->bsums[2 * G + half])));
+        }
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)R));
+    for (int t = 0; t < TT; t++) {
+      const __m256 dx = _mm256_set1_ps(((const hearth_block_q8_k*)(xa + t * xrow) + sb)->d);
+      const __m256i sum = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(msum[t], 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[t]);
+    }
+  }
+  for (int t = 0; t < TT; t++) {
+    if (rows == 8) {
+      _mm256_storeu_ps(y + t * ldy, acc[t]);
+    } else {
+      float out[8];
+      _mm256_storeu_ps(out, acc[t]);
+      memcpy(y + t * ldy, out, sizeof(float) * (size_t)rows);
+    }
+  }
+}
+
+static void panel_matmul_q6k(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa, int64_t T, int64_t n,
+                             int64_t k) {
+  const int64_t nsb = k / 256, xrow = nsb * (int64_t)sizeof(hearth_block_q8_k), prec = nsb * Q6K_REC;
+  for (int64_t r0 = 0; r0 < n; r0 += 8) {
+    const int rows = n - r0 < 8 ? (int)(n - r0) : 8;
+    const uint8_t* p = wp + (r0 / 8) * prec;
+    int64_t t = 0;
+    for (; t + PANEL_TT <= T; t += PANEL_TT)
+      panel_tile_q6k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, PANEL_TT, 0);
+    for (; t < T; t++) panel_tile_q6k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, 1, T == 1);
   }
 }
 
@@ -452,7 +588,9 @@ static void panel_matmul(float* y, int64_t ldy, const void* wp, int32_t type, co
   const uint8_t* w = (const uint8_t*)wp;
   const uint8_t* xa = (const uint8_t*)x_act;
   switch (type) {
-    case HEARTH_DTYPE_Q4_K: panel_matmul_q4k(y, ldy, w, xa, T, n, k); break;
+    case HEARTH_DTYPE_Q4_K: panel_matmul_q4k(y, ldy, w, xa, T, n, k, 0); break;
+    case HEARTH_DTYPE_Q5_K: panel_matmul_q4k(y, ldy, w, xa, T, n, k, 1); break;
+    case HEARTH_DTYPE_Q6_K: panel_matmul_q6k(y, ldy, w, xa, T, n, k); break;
     case HEARTH_DTYPE_Q8_0: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q8_0); break;
     case HEARTH_DTYPE_Q4_0: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_0); break;
     case HEARTH_DTYPE_Q4_1: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_1); break;
