@@ -179,9 +179,10 @@ static int32_t arena_passes(hearth_model* m, arena_fn fn, const char* what, char
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* Packs w into the quantized kernels' own layout where they have one (AVX2: panels of 8 rows). The stored
-   bytes are then not read again, unless w is the tied lm_head, whose rows the embedding still looks up:
-   an owned conversion is freed, mapped pages are released. The embedding itself is never packed. */
+/* Packs w into the quantized kernels' own layout where they have one (AVX2: panels of 8 rows, for the
+   32-element types and Q4_K, Q5_K, Q6_K). The stored bytes are then not read again, unless w is the tied
+   lm_head, whose rows the embedding still looks up: an owned conversion is freed, mapped pages are
+   released. The embedding itself is never packed. */
 static void pack_weight(hearth_model* m, hearth_weight* w, int matrix, weight_arena* a) {
   if (!matrix || !w->data || w == &m->tok_embd) return;
   const size_t bytes = hearth_quant_pack_bytes(w->dtype, w->rows, w->cols);
