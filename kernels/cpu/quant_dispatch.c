@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 #endif
@@ -227,28 +228,47 @@ HEARTH_API int32_t hearth_test_quant_matmul_act(int32_t isa, float* y, int64_t l
 /*
  * For benchmarks: `iters` products Y (T, n) = W X of the (n, k) matrix W, one thread. Quantized dtypes
  * take X as floats and quantize it on every iteration (as the forward pass will), with table isa (-1:
- * the chosen one); F32/F16/BF16 use hearth_cpu_ops_get()'s matvec (T = 1) or matmul. act: scratch of
- * hearth_quant_act_bytes(dtype, T, k) bytes. Returns 0 or -1.
+ * the chosen one), on W packed once into the table's own layout where it has one (as the model loader
+ * does: the product the forward pass runs); F32/F16/BF16 use hearth_cpu_ops_get()'s matvec (T = 1) or
+ * matmul. act: scratch of hearth_quant_act_bytes(dtype, T, k) bytes. *seconds: the iterations' time
+ * (the packing left out). Returns 0, 1 when it ran the packed layout, or -1 (bad arguments, or no memory
+ * for the packed copy: nothing is left allocated).
  */
 HEARTH_API int32_t hearth_test_matmul_repeat(int32_t isa, const void* w, int32_t dtype, const float* x, void* act,
-                                             float* y, int64_t T, int64_t n, int64_t k, int32_t iters) {
+                                             float* y, int64_t T, int64_t n, int64_t k, int32_t iters,
+                                             double* seconds) {
+  struct timespec t0, t1;
   if (T <= 0 || n <= 0) return -1;
   if (!hearth_dtype_is_quantized(dtype)) {
     if (dtype < HEARTH_DTYPE_F32 || dtype > HEARTH_DTYPE_BF16) return -1;
     const hearth_cpu_ops* ops = hearth_cpu_ops_get();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int32_t i = 0; i < iters; i++) {
       if (T == 1) ops->matvec(y, w, dtype, x, n, k);
       else ops->matmul(y, n, w, dtype, x, T, n, k);
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     return 0;
   }
   const hearth_quant_ops* t[HEARTH_QUANT_MAX_TABLES];
   const int32_t count = hearth_quant_ops_available(t, HEARTH_QUANT_MAX_TABLES);
   if (isa >= count || hearth_quant_act_bytes(dtype, 1, k) == 0) return -1;
   const hearth_quant_ops* ops = isa < 0 ? hearth_quant_ops_get() : t[isa];
+  const size_t packed_bytes = ops->pack_bytes ? ops->pack_bytes(dtype, n, k) : 0;
+  void* packed = NULL;
+  if (packed_bytes > 0) {
+    if (!(packed = hearth_alloc_uninit(packed_bytes, 1))) return -1;
+    ops->pack(packed, w, dtype, n, k);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   for (int32_t i = 0; i < iters; i++) {
     ops->quant_act(dtype, x, T, k, act);
-    ops->matmul(y, n, w, dtype, act, T, n, k);
+    if (packed) ops->matmul_packed(y, n, packed, dtype, act, T, n, k);
+    else ops->matmul(y, n, w, dtype, act, T, n, k);
   }
-  return 0;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  hearth_free_aligned(packed);
+  return packed ? 1 : 0;
 }

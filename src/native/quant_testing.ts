@@ -29,7 +29,7 @@ const SYMBOLS = {
     result: "i32",
   },
   hearth_test_matmul_repeat: {
-    parameters: ["i32", "buffer", "i32", "buffer", "buffer", "buffer", "i64", "i64", "i64", "i32"],
+    parameters: ["i32", "buffer", "i32", "buffer", "buffer", "buffer", "i64", "i64", "i64", "i32", "buffer"],
     result: "i32",
   },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -283,7 +283,9 @@ export function quantMatmulAct(
 
 /**
  * `iters` products Y (T, n) = W X on one thread: quantized dtypes quantize X each time with table `isa`
- * (-1: the chosen one) then multiply; F32/F16/BF16 use the float kernels (matvec for T = 1).
+ * (-1: the chosen one) then multiply, on W packed once into the table's own layout where it has one (the
+ * product the forward pass runs); F32/F16/BF16 use the float kernels (matvec for T = 1). Returns the
+ * seconds the iterations took (packing left out) and whether the packed layout ran; throws on bad input.
  */
 export function matmulRepeat(
   isa: number,
@@ -295,9 +297,10 @@ export function matmulRepeat(
   n: number,
   k: number,
   iters: number,
-): number {
+): { seconds: number; packed: boolean } {
   const act = new Uint8Array(Math.max(actBytes(dtype, T, k), 1));
-  return quantLib().hearth_test_matmul_repeat(
+  const seconds = new Float64Array(1);
+  const rc = quantLib().hearth_test_matmul_repeat(
     isa,
     w as Uint8Array<ArrayBuffer>,
     dtype,
@@ -308,7 +311,10 @@ export function matmulRepeat(
     BigInt(n),
     BigInt(k),
     iters,
+    seconds,
   );
+  if (rc < 0) throw new Error(`matmulRepeat: dtype ${dtype} isa ${isa} T=${T} n=${n} k=${k} refused`);
+  return { seconds: seconds[0], packed: rc === 1 };
 }
 
 /** Seeded uniform [0, 1) numbers (mulberry32). */

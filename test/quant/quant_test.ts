@@ -10,7 +10,7 @@
  *  (d) quantize-on-load: Q8_0 / Q4_0 bit-exact with gguf's quantizer, Q4_K round-trips within a bound;
  *  (e) bad sizes are refused, never a crash.
  */
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, assertThrows } from "../assert.ts";
 import {
   actBytes,
   BLOCK,
@@ -20,6 +20,7 @@ import {
   gaussian,
   isaNames,
   isKQuant,
+  matmulRepeat,
   packBytes,
   type QType,
   QTYPES,
@@ -414,4 +415,36 @@ Deno.test("quant: bad sizes are refused", () => {
   assertEquals(quantizeRowRaw(QTYPES.q8_0, new Float32Array(48), new Uint8Array(64), 48), -1);
   assertEquals(quantizeRowRaw(QTYPES.q4_k, new Float32Array(32), new Uint8Array(64), 32), -1);
   assertEquals(quantizeRowRaw(99, new Float32Array(32), new Uint8Array(64), 32), -1);
+});
+
+Deno.test("quant: the benchmark's repeated product runs the packed layout where the table has one, with the same result", () => {
+  const isas = isaNames();
+  for (const t of ["q8_0", "q4_k", "q6_k"] as const) {
+    const dtype = QTYPES[t], n = 24, k = 512, T = 3;
+    const w = randomBlocks(t, n, k, 5 + dtype);
+    const x = activations(T, k, 9);
+    const best = isas.length - 1;
+    const y = new Float32Array(T * n);
+    const r = matmulRepeat(best, w, dtype, x, y, T, n, k, 2);
+    assertEquals(r.packed, packBytes(best, dtype, n, k) > 0, `${t} ${isas[best]}`);
+    assert(r.seconds > 0, `${t}: ${r.seconds} s`);
+    const e = relErr(y, reference(t, w, x, T, n, k));
+    assert(e <= 1e-4, `${t} ${isas[best]}: relative error ${e}`);
+  }
+  assertThrows( // k = 30 is no whole number of Q8_0 blocks
+    () =>
+      matmulRepeat(
+        0,
+        new Uint8Array(34),
+        QTYPES.q8_0,
+        new Float32Array(30),
+        new Float32Array(1),
+        1,
+        1,
+        30,
+        1,
+      ),
+    Error,
+    "refused",
+  );
 });
