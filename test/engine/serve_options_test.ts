@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { physicalCoreCount } from "../../src/cli/cpu_info.ts";
 import { FIXTURES, ROOT } from "./fixtures.ts";
+import { runServeOnce } from "../server/process.ts";
 
 /** Starts `main.ts serve` with `args`, collects stderr until the model-loading line (or `until`), then stops it. */
 async function loadingLog(
@@ -89,22 +90,6 @@ Deno.test("serve: KV blocks of 64 tokens on the CPU by default; --block-size set
   const serving = /KV cache ([\d.]+) MiB of \w+ in blocks of (\d+) tokens/;
   assertEquals((await loadingLog(base, serving)).found[2], "64");
   assertEquals((await loadingLog([...base, "--block-size", "16"], serving)).found[2], "16");
-  const refused = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(ROOT, "main.ts"),
-      "serve",
-      "--model",
-      `${FIXTURES}/models/llama-f32`,
-      "--block-size",
-      "0",
-    ],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  const message = new TextDecoder().decode(refused.stderr);
-  assert(!refused.success && message.includes("--block-size"), message);
+  const refused = await runServeOnce(["--model", `${FIXTURES}/models/llama-f32`, "--block-size", "0"]);
+  assert(refused.code !== 0 && refused.stderr.includes("--block-size"), refused.stderr);
 });
