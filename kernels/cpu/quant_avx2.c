@@ -179,13 +179,13 @@ QI void panel_pack_typed(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, c
     }
 }
 
-static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int q5);
+static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int type);
 static void panel_pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k);
 
 static void panel_pack(void* dst, const void* w, int32_t type, int64_t n, int64_t k) {
   switch (type) {
-    case HEARTH_DTYPE_Q4_K: panel_pack_q4k(dst, w, n, k, 0); break;
-    case HEARTH_DTYPE_Q5_K: panel_pack_q4k(dst, w, n, k, 1); break;
+    case HEARTH_DTYPE_Q4_K:
+    case HEARTH_DTYPE_Q5_K: panel_pack_q4k(dst, w, n, k, type); break;
     case HEARTH_DTYPE_Q6_K: panel_pack_q6k(dst, w, n, k); break;
     case HEARTH_DTYPE_Q8_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q8_0); break;
     case HEARTH_DTYPE_Q4_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q4_0); break;
@@ -225,6 +225,19 @@ QI __m256i x4(const uint8_t* xb, int g) {
   int32_t v;
   memcpy(&v, xb + 2 + 4 * g, 4);
   return _mm256_set1_epi32(v);
+}
+
+/* y[t * ldy + r] = lane r of acc[t] for the panel's rows r < rows (the last panel may be short). */
+QI void panel_store(float* y, int64_t ldy, const int rows, const __m256* acc, const int TT) {
+  for (int t = 0; t < TT; t++) {
+    if (rows == 8) {
+      _mm256_storeu_ps(y + t * ldy, acc[t]);
+    } else {
+      float out[8];
+      _mm256_storeu_ps(out, acc[t]);
+      memcpy(y + t * ldy, out, sizeof(float) * (size_t)rows);
+    }
+  }
 }
 
 /* y[t * ldy + r] for the panel's rows r < rows and TT tokens, over all nb blocks. px: the tokens' prepared
@@ -290,15 +303,7 @@ QI void panel_tile(float* y, int64_t ldy, const int rows, const uint8_t* wp, con
       if (has_min32(type)) acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(o->mx), acc[t]);
     }
   }
-  for (int t = 0; t < TT; t++) {
-    if (rows == 8) {
-      _mm256_storeu_ps(y + t * ldy, acc[t]);
-    } else {
-      float out[8];
-      _mm256_storeu_ps(out, acc[t]);
-      memcpy(y + t * ldy, out, sizeof(float) * (size_t)rows);
-    }
-  }
+  panel_store(y, ldy, rows, acc, TT);
 }
 
 #define PANEL_XTOKENS 64 /* most tokens prepared at a time */
@@ -340,10 +345,9 @@ QI void panel_matmul_typed(float* y, int64_t ldy, const uint8_t* wp, const uint8
 /* hb[sub][g] bit 4r + i = the fifth bit of row r's code 4g + i of the sub-block, as Q5_0's.              */
 /* The activations' sums per sub-block come from Q8_K's bsums (two per sub-block; |sum| <= 32 * 127).     */
 
-QI int64_t q4k_rec(const int q5) { return q5 ? 8 * 176 : 8 * 144; }
-
-static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int q5) {
-  const int64_t nsb = k / 256, bs = q5 ? 176 : 144, rec = q4k_rec(q5);
+static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int type) {
+  const int q5 = type == HEARTH_DTYPE_Q5_K;
+  const int64_t nsb = k / 256, bs = bytesk(type), rec = 8 * bs;
   const uint8_t zero[176] = {0};
   for (int64_t p = 0; p < (n + 7) / 8; p++)
     for (int64_t sb = 0; sb < nsb; sb++) {
@@ -388,8 +392,9 @@ QI void q4k_panel_scales(const uint8_t* R, int sub, __m256i* sc2, __m256i* mn) {
 
 /* y[t * ldy + r] for the panel's rows r < rows and TT tokens over all nsb super-blocks (x: Q8_K rows). */
 QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
-                       int64_t nsb, const int TT, const int prefetch, const int q5) {
-  const int64_t rec = q4k_rec(q5);
+                       int64_t nsb, const int TT, const int prefetch, const int type) {
+  const int q5 = type == HEARTH_DTYPE_Q5_K;
+  const int64_t rec = 8 * bytesk(type);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   __m256 acc[PANEL_TT];
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
@@ -445,28 +450,7 @@ QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), dmw), dx), acc[t]);
     }
   }
-  for (int t = 0; t < TT; t++) {
-    if (rows == 8) {
-      _mm256_storeu_ps(y + t * ldy, acc[t]);
-    } else {
-      float out[8];
-      _mm256_storeu_ps(out, acc[t]);
-      memcpy(y + t * ldy, out, sizeof(float) * (size_t)rows);
-    }
-  }
-}
-
-static void panel_matmul_q4k(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa, int64_t T, int64_t n,
-                             int64_t k, const int q5) {
-  const int64_t nsb = k / 256, xrow = nsb * (int64_t)sizeof(hearth_block_q8_k), prec = nsb * q4k_rec(q5);
-  for (int64_t r0 = 0; r0 < n; r0 += 8) {
-    const int rows = n - r0 < 8 ? (int)(n - r0) : 8;
-    const uint8_t* p = wp + (r0 / 8) * prec;
-    int64_t t = 0;
-    for (; t + PANEL_TT <= T; t += PANEL_TT)
-      panel_tile_q4k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, PANEL_TT, 0, q5);
-    for (; t < T; t++) panel_tile_q4k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, 1, T == 1, q5);
-  }
+  panel_store(y, ldy, rows, acc, TT);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -482,15 +466,13 @@ static void panel_matmul_q4k(float* y, int64_t ldy, const uint8_t* wp, const uin
 /* per 32 codes G: nibbles as Q4_0's block; top bits two vectors v = 0, 1, byte 4r + i bits 2u, 2u + 1 =  */
 /* the top bits of row r's code 32G + 4 (4v + u) + i.                                                     */
 
-#define Q6K_REC 1680
-
 static void panel_pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
-  const int64_t nsb = k / 256;
+  const int64_t nsb = k / 256, rec = 8 * bytesk(HEARTH_DTYPE_Q6_K);
   const uint8_t zero[210] = {0};
   for (int64_t p = 0; p < (n + 7) / 8; p++)
     for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = dst + (p * nsb + sb) * Q6K_REC;
-      memset(R, 0, Q6K_REC);
+      uint8_t* R = dst + (p * nsb + sb) * rec;
+      memset(R, 0, (size_t)rec);
       for (int r = 0; r < 8; r++) {
         const int64_t row = p * 8 + r;
         const uint8_t* blk = row < n ? w + (row * nsb + sb) * 210 : zero; /* padding: zero scales */
@@ -514,9 +496,10 @@ QI void panel_tile_q6k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
   __m256 acc[PANEL_TT];
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; sb++) {
-    const uint8_t* R = wp + sb * Q6K_REC;
+    const int64_t rec = 8 * bytesk(HEARTH_DTYPE_Q6_K);
+    const uint8_t* R = wp + sb * rec;
     if (prefetch) /* decode streams the panels: ask for the next record */
-      for (int64_t o = 0; o < Q6K_REC; o += 64) _mm_prefetch((const char*)R + Q6K_REC + o, _MM_HINT_T0);
+      for (int64_t o = 0; o < rec; o += 64) _mm_prefetch((const char*)R + rec + o, _MM_HINT_T0);
     __m256i isum[PANEL_TT], msum[PANEL_TT];
     for (int t = 0; t < TT; t++) isum[t] = msum[t] = _mm256_setzero_si256();
 #pragma GCC unroll 1
@@ -559,27 +542,27 @@ QI void panel_tile_q6k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[t]);
     }
   }
-  for (int t = 0; t < TT; t++) {
-    if (rows == 8) {
-      _mm256_storeu_ps(y + t * ldy, acc[t]);
-    } else {
-      float out[8];
-      _mm256_storeu_ps(out, acc[t]);
-      memcpy(y + t * ldy, out, sizeof(float) * (size_t)rows);
-    }
-  }
+  panel_store(y, ldy, rows, acc, TT);
 }
 
-static void panel_matmul_q6k(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa, int64_t T, int64_t n,
-                             int64_t k) {
-  const int64_t nsb = k / 256, xrow = nsb * (int64_t)sizeof(hearth_block_q8_k), prec = nsb * Q6K_REC;
+/* The K-quant panels' product: records of 8 rows x 1 super-block (8 native blocks' bytes), tiles of
+   PANEL_TT tokens, single tokens for the tail (and decode, which prefetches the next record). */
+QI void panel_tile_k(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
+                     int64_t nsb, const int TT, const int prefetch, const int type) {
+  if (type == HEARTH_DTYPE_Q6_K) panel_tile_q6k(y, ldy, rows, wp, xa, xrow, nsb, TT, prefetch);
+  else panel_tile_q4k(y, ldy, rows, wp, xa, xrow, nsb, TT, prefetch, type);
+}
+
+QI void panel_matmul_k(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa, int64_t T, int64_t n, int64_t k,
+                       const int type) {
+  const int64_t nsb = k / 256, xrow = nsb * (int64_t)sizeof(hearth_block_q8_k), prec = nsb * 8 * bytesk(type);
   for (int64_t r0 = 0; r0 < n; r0 += 8) {
     const int rows = n - r0 < 8 ? (int)(n - r0) : 8;
     const uint8_t* p = wp + (r0 / 8) * prec;
     int64_t t = 0;
     for (; t + PANEL_TT <= T; t += PANEL_TT)
-      panel_tile_q6k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, PANEL_TT, 0);
-    for (; t < T; t++) panel_tile_q6k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, 1, T == 1);
+      panel_tile_k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, PANEL_TT, 0, type);
+    for (; t < T; t++) panel_tile_k(y + t * ldy + r0, ldy, rows, p, xa + t * xrow, xrow, nsb, 1, T == 1, type);
   }
 }
 
@@ -588,9 +571,9 @@ static void panel_matmul(float* y, int64_t ldy, const void* wp, int32_t type, co
   const uint8_t* w = (const uint8_t*)wp;
   const uint8_t* xa = (const uint8_t*)x_act;
   switch (type) {
-    case HEARTH_DTYPE_Q4_K: panel_matmul_q4k(y, ldy, w, xa, T, n, k, 0); break;
-    case HEARTH_DTYPE_Q5_K: panel_matmul_q4k(y, ldy, w, xa, T, n, k, 1); break;
-    case HEARTH_DTYPE_Q6_K: panel_matmul_q6k(y, ldy, w, xa, T, n, k); break;
+    case HEARTH_DTYPE_Q4_K: panel_matmul_k(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_K); break;
+    case HEARTH_DTYPE_Q5_K: panel_matmul_k(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q5_K); break;
+    case HEARTH_DTYPE_Q6_K: panel_matmul_k(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q6_K); break;
     case HEARTH_DTYPE_Q8_0: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q8_0); break;
     case HEARTH_DTYPE_Q4_0: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_0); break;
     case HEARTH_DTYPE_Q4_1: panel_matmul_typed(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_1); break;
