@@ -125,11 +125,16 @@ interface RequestResult {
   promptTokens: number;
 }
 
-/** Request i of the mix (or the given prompt and length), streamed: its TTFT, inter-token gaps, tokens. */
+/**
+ * Request i of the mix in round `round` (or the given prompt and length), streamed: its TTFT,
+ * inter-token gaps, tokens. Every round has prompts of its own: the server keeps finished prompts'
+ * blocks for prefix reuse, so a level that repeated an earlier level's prompts would skip their prefill.
+ */
 async function streamOne(
   i: number,
+  round = 0,
   request: { prompt: string | number[]; maxTokens: number } = {
-    prompt: prompt(MIX[i % MIX.length].words, i + 1),
+    prompt: prompt(MIX[i % MIX.length].words, round * 1_000_003 + i + 1),
     maxTokens: MIX[i % MIX.length].maxTokens,
   },
 ): Promise<RequestResult> {
@@ -300,7 +305,7 @@ await inProcess(engine, 99); // warm up
 const rows: Row[] = [];
 await streamOne(0); // warm up
 const idle = await measureOverhead();
-for (const clients of levels) {
+for (const [level, clients] of levels.entries()) {
   const results: RequestResult[] = [];
   const t0 = performance.now();
   let next = 0;
@@ -308,7 +313,7 @@ for (const clients of levels) {
   // proportions of short and long prompts and answers, and the ratios compare like with like.
   const total = Math.ceil(clients * perClient / MIX.length) * MIX.length;
   await Promise.all(Array.from({ length: clients }, async () => {
-    while (next < total) results.push(await streamOne(next++));
+    while (next < total) results.push(await streamOne(next++, level + 1));
   }));
   const seconds = (performance.now() - t0) / 1000;
   const tokens = results.reduce((a, r) => a + r.tokens, 0);
@@ -338,7 +343,7 @@ const afterLoad = await measureOverhead();
 let prefillRate = 0;
 for (let k = 0; k < 3; k++) {
   const long = Array.from({ length: 512 }, (_, i) => 300 + ((i * 7919 + k * 31) % 40000));
-  const r = await streamOne(1000 + k, { prompt: long, maxTokens: 1 });
+  const r = await streamOne(1000 + k, 0, { prompt: long, maxTokens: 1 });
   prefillRate = Math.max(prefillRate, 512 / (r.ttft / 1000));
 }
 await engine.close();
