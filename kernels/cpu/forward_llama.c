@@ -274,7 +274,7 @@ static int32_t plan_attention(hearth_context* ctx, const hearth_batch* b, int32_
   for (int32_t s = 0; s < b->n_seqs; s++) {
     const int32_t start = b->seq_start[s], end = b->seq_start[s + 1];
     const int32_t pos = b->positions[start], first = first_key(pos, c->sliding_window);
-    if (end - start == 1 && first / seg < pos / seg) {
+    if (end - start == 1 && first / seg < pos / seg && ns < ctx->att_max_split) {
       const int32_t part = ns++;
       ctx->att_split[part] = start;
       for (int32_t kvh = 0; kvh < c->n_kv_heads; kvh++)

@@ -112,6 +112,10 @@ typedef struct {
 /* Keys per attend_chunk call: a multiple of 16 (one AVX-512 vector of scores); 64 keys of head size 64
    transposed are 16 KiB, so keys, scores and the outputs of a tile stay in L1. */
 #define HEARTH_ATT_KC 64
+/* Segments per sequence at most (context.c), and decode tokens split into parallel segment tasks per
+   step at most (the rest run their segments in one task each, with the same bits). */
+#define HEARTH_ATT_MAX_SEGS 256
+#define HEARTH_ATT_MAX_SPLIT 16
 /* Scratch floats attend_chunk needs: the chunk's keys transposed (hd, KC), scores (nq, KC), then the
    per-row rescaling factors (nq, rounded up to 16). */
 #define HEARTH_ATT_SCRATCH(nq, hd) \
@@ -198,13 +202,14 @@ struct hearth_context {
   int32_t att_rows;           /* query rows per tile: tokens per tile * (n_heads / n_kv_heads) */
   int32_t att_seg;            /* keys per segment (a multiple of HEARTH_ATT_KC), see forward_llama.c */
   int32_t att_max_segs;       /* ceil(max_seq_len / att_seg) */
+  int32_t att_max_split;      /* most decode tokens whose segments run as separate tasks in one step */
   int32_t att_thread_floats;  /* floats of att_scratch per thread */
   float* att_scratch;         /* (n_threads, att_thread_floats) tile state and attend_chunk scratch */
   const void** att_kv;        /* (n_threads, 2 * HEARTH_ATT_KC) key, then value row pointers of a chunk */
   int32_t* att_range;         /* (n_threads, 2 * att_rows) per row visible keys [lo, hi) of a chunk */
   float* att_zero;            /* (head_dim) zeros: the key and value of chunk slots no row sees */
-  int32_t* att_split;         /* (max_batch_seqs) tokens whose segments ran as separate tasks */
-  float* att_part;            /* (max_batch_seqs, n_heads, att_max_segs, head_dim + 2) their partial
+  int32_t* att_split;         /* (att_max_split) tokens whose segments ran as separate tasks */
+  float* att_part;            /* (att_max_split, n_heads, att_max_segs, head_dim + 2) their partial
                                  results: max, sum, unnormalised output */
   int32_t* token_seq; /* (T) sequence index of each token */
   float* logits;   /* (max_batch_seqs, vocab) */
