@@ -232,8 +232,9 @@ static void qkv_post_task(void* arg, int32_t t, int32_t thread) {
 /* state and segment results are folded together in order (fold_row). So a row's result depends only on    */
 /* its query, its position and the cache: not on the tile it is in, nor on whether its segments ran in    */
 /* one item or several. Batching, chunked prefill and prefix reuse therefore give identical bits. A single */
-/* token (a decode) with several segments runs each segment as its own item, so a long context spreads     */
-/* over all threads; a merge pass folds its partial results.                                              */
+/* token (a decode) with several segments runs each segment as its own item, so its context spreads over  */
+/* all threads; a merge pass folds its partial results. Up to HEARTH_ATT_MAX_SPLIT decodes per step split  */
+/* (past that many, a batch has items enough); the rest fold their segments in one item, the same bits.   */
 
 /* First position a query at pos sees: all of them, or the last `window` with a sliding window. */
 static int32_t first_key(int32_t pos, int32_t window) { return window > 0 && pos + 1 > window ? pos + 1 - window : 0; }
