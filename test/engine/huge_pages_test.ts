@@ -5,9 +5,7 @@
  * (/proc/self/smaps_rollup), where the system offers THP at all.
  */
 import { assert } from "../assert.ts";
-import { describeModelPath } from "../../src/model/describe.ts";
 import { tinyGgufModel } from "../../src/model/gguf_test_util.ts";
-import { NativeModel } from "../../src/native/hearth.ts";
 
 const ROOT = new URL("../../", import.meta.url).href;
 
@@ -20,9 +18,29 @@ function thpMode(): string | null {
   }
 }
 
-function anonHugeKiB(): number {
-  const m = /AnonHugePages:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/smaps_rollup"));
-  return m ? Number(m[1]) : 0;
+/**
+ * KiB of huge pages a fresh process gains loading the model at `path` (with `env`). A process of its own:
+ * under `deno test --parallel` other test modules share this one, and their models coming and going
+ * would move /proc/self/smaps_rollup's count while this test reads it.
+ */
+async function hugeGainKiB(path: string, env: Record<string, string>): Promise<number> {
+  const code = `
+    import { describeModelPath } from "${ROOT}src/model/describe.ts";
+    import { NativeModel } from "${ROOT}src/native/hearth.ts";
+    const huge = () => Number(/AnonHugePages:\\s+(\\d+) kB/.exec(Deno.readTextFileSync("/proc/self/smaps_rollup"))![1]);
+    const { description } = await describeModelPath(${JSON.stringify(path)}, { tokenizer: false });
+    const before = huge();
+    const model = await NativeModel.load(description, "auto");
+    console.log(huge() - before);
+    model.free();`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", code],
+    cwd: new URL(ROOT).pathname, // deno.json's imports
+    env,
+    stderr: "inherit",
+  }).output();
+  assert(out.success, "the probe process ran");
+  return Number(new TextDecoder().decode(out.stdout).trim());
 }
 
 const mode = thpMode();
@@ -40,37 +58,14 @@ Deno.test({
       kvHeads: 8,
     });
     try {
-      const { description } = await describeModelPath(path, { tokenizer: false });
-      const before = anonHugeKiB();
-      const model = await NativeModel.load(description, "auto");
-      try {
-        const gained = anonHugeKiB() - before;
-        assert(
-          gained >= 2048,
-          `THP mode ${mode}: huge pages grew by ${gained} KiB loading ~12 MiB of packed weights`,
-        );
-      } finally {
-        model.free();
-      }
+      const gained = await hugeGainKiB(path, {});
+      assert(
+        gained >= 2048,
+        `THP mode ${mode}: huge pages grew by ${gained} KiB loading ~12 MiB of packed weights`,
+      );
       if (mode === "madvise") {
         // Only the library's advice gives huge pages in this mode: with it off, a load gains none.
-        const code = `
-          import { describeModelPath } from "${ROOT}src/model/describe.ts";
-          import { NativeModel } from "${ROOT}src/native/hearth.ts";
-          const huge = () => Number(/AnonHugePages:\\s+(\\d+) kB/.exec(Deno.readTextFileSync("/proc/self/smaps_rollup"))![1]);
-          const { description } = await describeModelPath(${JSON.stringify(path)}, { tokenizer: false });
-          const before = huge();
-          const model = await NativeModel.load(description, "auto");
-          console.log(huge() - before);
-          model.free();`;
-        const out = await new Deno.Command(Deno.execPath(), {
-          args: ["eval", "--ext=ts", code],
-          cwd: new URL(ROOT).pathname, // deno.json's imports
-          env: { HEARTH_HUGEPAGES: "0" },
-          stderr: "inherit",
-        }).output();
-        assert(out.success, "the probe process ran");
-        const off = Number(new TextDecoder().decode(out.stdout).trim());
+        const off = await hugeGainKiB(path, { HEARTH_HUGEPAGES: "0" });
         assert(off === 0, `HEARTH_HUGEPAGES=0: huge pages still grew by ${off} KiB`);
       }
     } finally {
