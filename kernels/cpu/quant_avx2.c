@@ -148,17 +148,30 @@ QI int native_code(const uint8_t* b, int e, const int type) {
   return c | (int)((qh >> e) & 1) << 4;
 }
 
+/* Zeros as long as the longest packed block (Q6_K's): the last panel's padding rows, zero scales and codes. */
+static const uint8_t panel_zero_block[sizeof(hearth_block_q6_k)];
+
+/* Record (p, b) of a packed layout of records of rec bytes, nb per panel, cleared for packing into. */
+QI uint8_t* panel_record(uint8_t* dst, int64_t p, int64_t nb, int64_t b, int64_t rec) {
+  uint8_t* R = dst + (p * nb + b) * rec;
+  memset(R, 0, (size_t)rec);
+  return R;
+}
+
+/* Native block b (of bs bytes, nb per row) of row 8p + r of w (n rows), or zeros past the last row. */
+QI const uint8_t* panel_row_block(const uint8_t* w, int64_t n, int64_t nb, int64_t bs, int64_t p, int r, int64_t b) {
+  const int64_t row = p * 8 + r;
+  return row < n ? w + (row * nb + b) * bs : panel_zero_block;
+}
+
 QI void panel_pack_typed(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int type) {
-  const int64_t nb = k / 32, bs = bytes32(type), wrow = nb * bs, rec = rec_bytes(type);
-  const uint8_t zero[34] = {0};
+  const int64_t nb = k / 32, bs = bytes32(type), rec = rec_bytes(type);
   for (int64_t p = 0; p < (n + 7) / 8; p++)
     for (int64_t b = 0; b < nb; b++) {
-      uint8_t* R = dst + (p * nb + b) * rec;
-      memset(R, 0, (size_t)rec);
+      uint8_t* R = panel_record(dst, p, nb, b, rec);
       uint8_t* codes = R + code_off(type);
       for (int r = 0; r < 8; r++) {
-        const int64_t row = p * 8 + r;
-        const uint8_t* blk = row < n ? w + row * wrow + b * bs : zero; /* padding: zero scales, zero codes */
+        const uint8_t* blk = panel_row_block(w, n, nb, bs, p, r, b);
         memcpy(R + 2 * r, blk, 2);
         if (has_min32(type)) memcpy(R + 16 + 2 * r, blk + 2, 2);
         for (int e = 0; e < 32; e++) {
@@ -347,15 +360,12 @@ QI void panel_matmul_typed(float* y, int64_t ldy, const uint8_t* wp, const uint8
 
 static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int type) {
   const int q5 = type == HEARTH_DTYPE_Q5_K;
-  const int64_t nsb = k / 256, bs = bytesk(type), rec = 8 * bs;
-  const uint8_t zero[176] = {0};
+  const int64_t nsb = k / 256, bs = bytesk(type);
   for (int64_t p = 0; p < (n + 7) / 8; p++)
     for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = dst + (p * nsb + sb) * rec;
-      memset(R, 0, (size_t)rec);
+      uint8_t* R = panel_record(dst, p, nsb, sb, 8 * bs);
       for (int r = 0; r < 8; r++) {
-        const int64_t row = p * 8 + r;
-        const uint8_t* blk = row < n ? w + (row * nsb + sb) * bs : zero; /* padding: zero scales */
+        const uint8_t* blk = panel_row_block(w, n, nsb, bs, p, r, sb);
         memcpy(R + 2 * r, blk, 2);
         memcpy(R + 16 + 2 * r, blk + 2, 2);
         for (int sub = 0; sub < 8; sub++) {
@@ -467,15 +477,12 @@ QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
 /* the top bits of row r's code 32G + 4 (4v + u) + i.                                                     */
 
 static void panel_pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
-  const int64_t nsb = k / 256, rec = 8 * bytesk(HEARTH_DTYPE_Q6_K);
-  const uint8_t zero[210] = {0};
+  const int64_t nsb = k / 256, bs = bytesk(HEARTH_DTYPE_Q6_K);
   for (int64_t p = 0; p < (n + 7) / 8; p++)
     for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = dst + (p * nsb + sb) * rec;
-      memset(R, 0, (size_t)rec);
+      uint8_t* R = panel_record(dst, p, nsb, sb, 8 * bs);
       for (int r = 0; r < 8; r++) {
-        const int64_t row = p * 8 + r;
-        const uint8_t* blk = row < n ? w + (row * nsb + sb) * 210 : zero; /* padding: zero scales */
+        const uint8_t* blk = panel_row_block(w, n, nsb, bs, p, r, sb);
         memcpy(R + 2 * r, blk + 208, 2);
         for (int sub = 0; sub < 16; sub++) R[16 + 8 * sub + r] = blk[192 + sub];
         for (int i = 0; i < 256; i++) {
@@ -492,11 +499,11 @@ static void panel_pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k)
 /* y[t * ldy + r] for the panel's rows r < rows and TT tokens over all nsb super-blocks (x: Q8_K rows). */
 QI void panel_tile_q6k(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
                        int64_t nsb, const int TT, const int prefetch) {
+  const int64_t rec = 8 * bytesk(HEARTH_DTYPE_Q6_K);
   const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
   __m256 acc[PANEL_TT];
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; sb++) {
-    const int64_t rec = 8 * bytesk(HEARTH_DTYPE_Q6_K);
     const uint8_t* R = wp + sb * rec;
     if (prefetch) /* decode streams the panels: ask for the next record */
       for (int64_t o = 0; o < rec; o += 64) _mm_prefetch((const char*)R + rec + o, _MM_HINT_T0);
