@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -53,6 +54,12 @@ void* hearth_alloc_uninit(size_t count, size_t size) {
 }
 
 void hearth_free_aligned(void* p) { free(p); }
+
+uint64_t hearth_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 int32_t hearth_abi_version(void) { return HEARTH_ABI_VERSION; }
 

@@ -23,6 +23,8 @@ void* hearth_alloc(size_t count, size_t size);
    (the KV cache), so the OS maps pages only as the cache fills. */
 void* hearth_alloc_uninit(size_t count, size_t size);
 void hearth_free_aligned(void* p);
+/* A monotonic clock, in nanoseconds. */
+uint64_t hearth_now_ns(void);
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* Weights                                                                                                */

@@ -5,7 +5,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 #endif
@@ -237,18 +236,17 @@ HEARTH_API int32_t hearth_test_quant_matmul_act(int32_t isa, float* y, int64_t l
 HEARTH_API int32_t hearth_test_matmul_repeat(int32_t isa, const void* w, int32_t dtype, const float* x, void* act,
                                              float* y, int64_t T, int64_t n, int64_t k, int32_t iters,
                                              double* seconds) {
-  struct timespec t0, t1;
+  uint64_t t0;
   if (T <= 0 || n <= 0) return -1;
   if (!hearth_dtype_is_quantized(dtype)) {
     if (dtype < HEARTH_DTYPE_F32 || dtype > HEARTH_DTYPE_BF16) return -1;
     const hearth_cpu_ops* ops = hearth_cpu_ops_get();
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = hearth_now_ns();
     for (int32_t i = 0; i < iters; i++) {
       if (T == 1) ops->matvec(y, w, dtype, x, n, k);
       else ops->matmul(y, n, w, dtype, x, T, n, k);
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    *seconds = 1e-9 * (double)(hearth_now_ns() - t0);
     return 0;
   }
   const hearth_quant_ops* t[HEARTH_QUANT_MAX_TABLES];
@@ -261,14 +259,13 @@ HEARTH_API int32_t hearth_test_matmul_repeat(int32_t isa, const void* w, int32_t
     if (!(packed = hearth_alloc_uninit(packed_bytes, 1))) return -1;
     ops->pack(packed, w, dtype, n, k);
   }
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  t0 = hearth_now_ns();
   for (int32_t i = 0; i < iters; i++) {
     ops->quant_act(dtype, x, T, k, act);
     if (packed) ops->matmul_packed(y, n, packed, dtype, act, T, n, k);
     else ops->matmul(y, n, w, dtype, act, T, n, k);
   }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  *seconds = 1e-9 * (double)(hearth_now_ns() - t0);
   hearth_free_aligned(packed);
   return packed ? 1 : 0;
 }

@@ -15,7 +15,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -82,12 +81,6 @@ static void run_tasks(hearth_pool* pool, uint32_t gen, int32_t thread) {
   }
 }
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void* worker_main(void* p) {
   worker_arg* wa = (worker_arg*)p;
   hearth_pool* pool = wa->pool;
@@ -103,7 +96,7 @@ static void* worker_main(void* p) {
       gen = generation_of(atomic_load_explicit(&pool->next, memory_order_acquire));
       if (gen != seen || atomic_load_explicit(&pool->stop, memory_order_relaxed)) break;
       if (spins % 64 == 0) { /* the clock every 64 pauses: a few microseconds */
-        const uint64_t t = now_ns();
+        const uint64_t t = hearth_now_ns();
         if (!spin_start) spin_start = t;
         else if (t - spin_start > SPIN_NS) {
           pthread_mutex_lock(&pool->mutex);
