@@ -240,6 +240,11 @@ QI __m256i x4(const uint8_t* xb, int g) {
   return _mm256_set1_epi32(v);
 }
 
+/* Asks for the n bytes from p (a decode's next panel record: the tiles stream every weight once). */
+QI void prefetch_bytes(const uint8_t* p, int64_t n) {
+  for (int64_t o = 0; o < n; o += 64) _mm_prefetch((const char*)p + o, _MM_HINT_T0);
+}
+
 /* y[t * ldy + r] = lane r of acc[t] for the panel's rows r < rows (the last panel may be short). */
 QI void panel_store(float* y, int64_t ldy, const int rows, const __m256* acc, const int TT) {
   for (int t = 0; t < TT; t++) {
@@ -263,8 +268,7 @@ QI void panel_tile(float* y, int64_t ldy, const int rows, const uint8_t* wp, con
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t* R = wp + b * rec;
-    if (prefetch) /* decode streams the panels: ask for the record 8 blocks ahead (into the next panel at the end) */
-      for (int64_t o = 0; o < rec; o += 64) _mm_prefetch((const char*)R + 8 * rec + o, _MM_HINT_T0);
+    if (prefetch) prefetch_bytes(R + 8 * rec, rec); /* decode streams the panels: the record 8 blocks ahead */
     const uint8_t* codes = R + code_off(type);
     __m256i p[PANEL_TT];
     for (int t = 0; t < TT; t++) p[t] = _mm256_setzero_si256();
@@ -410,8 +414,7 @@ QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; sb++) {
     const uint8_t* R = wp + sb * rec;
-    if (prefetch) /* decode streams the panels: ask for the next record */
-      for (int64_t o = 0; o < rec; o += 64) _mm_prefetch((const char*)R + rec + o, _MM_HINT_T0);
+    if (prefetch) prefetch_bytes(R + rec, rec); /* decode streams the panels: the next record */
     __m256i isum[PANEL_TT], msum[PANEL_TT];
     for (int t = 0; t < TT; t++) isum[t] = msum[t] = _mm256_setzero_si256();
 #pragma GCC unroll 1
@@ -505,8 +508,7 @@ QI void panel_tile_q6k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; sb++) {
     const uint8_t* R = wp + sb * rec;
-    if (prefetch) /* decode streams the panels: ask for the next record */
-      for (int64_t o = 0; o < rec; o += 64) _mm_prefetch((const char*)R + rec + o, _MM_HINT_T0);
+    if (prefetch) prefetch_bytes(R + rec, rec); /* decode streams the panels: the next record */
     __m256i isum[PANEL_TT], msum[PANEL_TT];
     for (int t = 0; t < TT; t++) isum[t] = msum[t] = _mm256_setzero_si256();
 #pragma GCC unroll 1
