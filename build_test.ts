@@ -15,11 +15,15 @@ import {
 
 const ROOT = new URL(".", import.meta.url).pathname;
 
-/** The C symbols the Deno binding opens: the keys of SYMBOLS in src/native/hearth.ts. */
+/** The C symbols the Deno binding opens: the keys of SYMBOLS in src/native/hearth.ts, or the `name` a
+    key binds under (one function bound twice, blocking and not). */
 function boundSymbols(): string[] {
   const text = Deno.readTextFileSync(`${ROOT}src/native/hearth.ts`);
   const table = text.slice(text.indexOf("const SYMBOLS = {"), text.indexOf("} as const satisfies"));
-  return [...table.matchAll(/^ {2}(hearth_\w+): \{/gm)].map((m) => m[1]);
+  const names = [...table.matchAll(/^ {2}(hearth_\w+): \{\s*(?:name: "(hearth_\w+)",)?/gm)].map((m) =>
+    m[2] ?? m[1]
+  );
+  return [...new Set(names)];
 }
 
 function onPath(command: string): boolean {

@@ -2,14 +2,22 @@
  * The FFI calls that compute run off the event loop (`nonblocking` in src/native/hearth.ts): while a
  * forward step or the conversion of weights at load works, timers keep firing, so the server keeps
  * answering. A blocking call would hold the JavaScript thread for its whole length and no timer could
- * run before it returned.
+ * run before it returned. The exception is a short step (a few decodes), which the engine runs on the
+ * JavaScript thread (stepSync: faster) and then lets the event loop turn before the next.
  */
 import { join } from "node:path";
 import { assert } from "../assert.ts";
 import { describeModel } from "../../src/model/loader.ts";
 import { writeSafetensors } from "../../src/model/safetensors_write.ts";
 import { hfTensorShapes } from "../../src/model/test_util.ts";
-import { LogitsMode, NativeContext, NativeModel, StepBatch } from "../../src/native/hearth.ts";
+import {
+  LogitsMode,
+  NativeContext,
+  NativeModel,
+  sequenceSampling,
+  StepBatch,
+} from "../../src/native/hearth.ts";
+import { Engine } from "../../src/engine/engine.ts";
 
 /** A random-weight Llama big enough that one step takes tens of milliseconds (12M parameters). */
 async function randomModel(): Promise<string> {
@@ -94,6 +102,76 @@ Deno.test("nonblocking: timers fire while weights convert at load and while a fo
       m.free();
     }
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stepSync: the same bits as a step off the event loop, which it blocks; errors as step's", async () => {
+  const dir = await randomModel();
+  try {
+    const { description } = await describeModel(dir);
+    const m = await NativeModel.load(description, "auto");
+    try {
+      const ctx = await NativeContext.create(m, {
+        threads: 2,
+        kvBlockSize: 16,
+        kvNumBlocks: 32,
+        maxBatchTokens: 512,
+        maxBatchSeqs: 1,
+        maxBlocksPerSeq: 32,
+      });
+      try {
+        const batch = new StepBatch(ctx.options, 16384);
+        const prompt = Array.from({ length: 300 }, (_, i) => (i * 7919) % 16384);
+        const run = async (sync: boolean) => {
+          batch.clear(LogitsMode.last);
+          batch.addSequence(
+            prompt,
+            0,
+            Array.from({ length: 32 }, (_, i) => i),
+            sequenceSampling({ seed: 5n }),
+          );
+          const t = await timerTicksDuring(async () => sync ? ctx.stepSync(batch) : await ctx.step(batch));
+          return { ticks: t.ticks, logits: Array.from(batch.logitsRow(0)), token: batch.outTokens[0] };
+        };
+        const off = await run(false), on = await run(true);
+        assert(on.logits.every((v, i) => Object.is(v, off.logits[i])), "stepSync changed the logits");
+        assert(on.token === off.token, "stepSync sampled another token");
+        assert(on.ticks === 0, `a timer fired during a step on the JS thread (${on.ticks})`);
+        batch.clear(LogitsMode.none);
+        batch.addSequence([1, 2], 600, [0], null); // past the 32 blocks of 16 a sequence may have
+        let message = "";
+        try {
+          ctx.stepSync(batch);
+        } catch (e) {
+          message = (e as Error).message;
+        }
+        assert(/block table/.test(message), `expected the batch error, got "${message}"`);
+      } finally {
+        ctx.free();
+      }
+    } finally {
+      m.free();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the engine lets the event loop turn between decode steps it runs on the JS thread", async () => {
+  const dir = await randomModel();
+  const engine = await Engine.load(dir, { threads: 2, maxModelLen: 256 });
+  try {
+    const prompt = Array.from({ length: 8 }, (_, i) => 100 + i);
+    let tokens = 0;
+    const { ticks, ms } = await timerTicksDuring(async () => {
+      for await (const _ of engine.generate(prompt, { maxTokens: 60, ignoreEos: true })) tokens++;
+    });
+    assert(tokens === 60, `${tokens} tokens`);
+    // Every step gives the loop a turn; a 1 ms timer fires at least every few steps.
+    assert(ticks >= ms / 10, `${ticks} timer ticks in ${ms.toFixed(0)} ms of decoding`);
+  } finally {
+    await engine.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
