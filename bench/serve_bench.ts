@@ -197,8 +197,9 @@ interface Row {
 // process (the other side idle meanwhile), in pairs alternated A B B A so that load from elsewhere on a
 // shared machine and any drift fall on both alike; the overhead is the median of the pairs' ratios.
 // Beside it, the CPU time of each side's main thread per token (/proc: the server's JS thread, which does
-// HTTP, SSE and detokenizing, against this process's, which runs the same engine loop): on a machine
-// whose cores all compute, that time is what the server takes from the decode. Measured on the idle
+// HTTP, SSE and detokenizing, against this process's, which runs the same engine loop; both also run
+// the short decode steps themselves, see SYNC_STEP_MAX_TOKENS in src/engine/engine.ts): the difference
+// is the HTTP side's work, which on a machine whose cores all compute is taken from the decode. Measured on the idle
 // server before the load levels (the target) and again after them (a server slowed by what the load
 // left behind would show there).
 const engine = await Engine.load(dir, { threads, quantize: "q8_0", maxModelLen: 2048 });
@@ -416,9 +417,7 @@ const table = [
     idle.engineMainCpuMs.toFixed(3)
   } ms: the server's HTTP + SSE + detokenizing take ${
     ((idle.serverMainCpuMs - idle.engineMainCpuMs) / idle.engineMs * 100).toFixed(1)
-  } % of a decode's time on one more thread (the client reading the stream: ${
-    idle.clientCpuMs.toFixed(3)
-  } ms)`,
+  } % of a decode's time (the difference; the client reading the stream: ${idle.clientCpuMs.toFixed(3)} ms)`,
   `the same after the load levels: ${afterLoad.httpMs.toFixed(2)} ms vs ${
     afterLoad.engineMs.toFixed(2)
   } ms, paired ${(afterLoad.overhead * 100).toFixed(1)} %; main-thread CPU ${
