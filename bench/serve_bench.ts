@@ -198,7 +198,7 @@ interface Row {
 // shared machine and any drift fall on both alike; the overhead is the median of the pairs' ratios.
 // Beside it, the CPU time of each side's main thread per token (/proc: the server's JS thread, which does
 // HTTP, SSE and detokenizing, against this process's, which runs the same engine loop; both also run
-// the short decode steps themselves, see SYNC_STEP_MAX_TOKENS in src/engine/engine.ts): the difference
+// the short decode steps themselves, see src/engine/step_placement.ts): the difference
 // is the HTTP side's work, which on a machine whose cores all compute is taken from the decode. Measured on the idle
 // server before the load levels (the target) and again after them (a server slowed by what the load
 // left behind would show there).

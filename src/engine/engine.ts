@@ -34,16 +34,7 @@ import {
   type TextGenerator,
 } from "./types.ts";
 import { setImmediate } from "node:timers";
-
-/**
- * Steps of at most this many tokens (decodes of up to 8 sequences) run on the JS thread
- * (NativeContext.stepSync), the event loop turning between two of them; longer ones (prefill chunks,
- * bigger batches) on a worker thread, so that the server stays responsive through them. Measured on the
- * 2-core VM through the server, ms per token: 1 stream 8.0 against 10.2, 4 streams 13.2 against 14.1,
- * 8 streams 19.9 against 22.6; at 16 streams on the JS thread it was 5 % slower (the HTTP side's work,
- * no longer beside the step, then waits for it).
- */
-const SYNC_STEP_MAX_TOKENS = 8;
+import { StepPlacement } from "./step_placement.ts";
 
 /** How to size the engine. Everything has a default. */
 export interface EngineOptions {
@@ -155,6 +146,7 @@ export class Engine implements TextGenerator {
   #wake: (() => void) | null = null;
   #closed = false;
   #steps = 0;
+  readonly #placement = new StepPlacement();
   #generated = 0;
 
   readonly #maxWaiting: number;
@@ -429,7 +421,7 @@ export class Engine implements TextGenerator {
     let synced = false;
     try {
       while (!this.#closed) {
-        // After a step on this thread the event loop gets its turn (I/O and timers: new requests,
+        // After a step on this thread (see step_placement.ts) the event loop gets its turn (I/O and timers: new requests,
         // writes, disconnects) before the next is planned. setImmediate runs after the I/O poll; a
         // resolved promise would not let it run, and a nested setTimeout(0) waits milliseconds. The
         // blocks of sequences that just finished are freed first, as the moment they finish.
@@ -458,12 +450,14 @@ export class Engine implements TextGenerator {
           );
         }
         try {
-          if (batch.nTokens <= SYNC_STEP_MAX_TOKENS) {
+          const t0 = performance.now();
+          if (this.#placement.onJsThread(batch.nTokens)) {
             this.#ctx.stepSync(batch);
             synced = true;
           } else {
             await this.#ctx.step(batch);
           }
+          this.#placement.record(batch.nTokens, performance.now() - t0);
           this.#steps++;
         } catch (e) {
           const err = new EngineError(`forward step failed: ${(e as Error).message}`, "internal");

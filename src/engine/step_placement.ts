@@ -1,0 +1,37 @@
+/**
+ * Where the engine runs a forward step: on the JS thread (`NativeContext.stepSync`) or on a worker thread
+ * (`NativeContext.step`). A short step is faster on the JS thread: handing it to a worker thread and its
+ * result back costs a wake-up each way, and the step ran slower and less evenly there (one decoding
+ * sequence on the 2-core VM: 7.0 against 7.8 ms median, 7.9 against 11-12.5 ms at the 90th percentile).
+ * But the event loop waits for a step on its thread, so only steps that are both small and quick go
+ * there: at most {@link SYNC_MAX_TOKENS} tokens (decodes of a few sequences; at 16 decodes the server
+ * was 5 % slower so, its HTTP work no longer beside the step), and taking at most {@link SYNC_MAX_MS}
+ * as measured for steps of that size (a big model's decode stays off the event loop). A size never
+ * measured runs on a worker thread first, which measures it.
+ *
+ * @module
+ */
+
+/** Most tokens in a step that runs on the JS thread. */
+export const SYNC_MAX_TOKENS = 8;
+/** Longest step (ms, running average for its token count) that runs on the JS thread. */
+export const SYNC_MAX_MS = 40;
+
+/** Running averages of step durations by token count, and the decision they give. */
+export class StepPlacement {
+  readonly #ms = new Float64Array(SYNC_MAX_TOKENS + 1).fill(NaN);
+
+  /** Whether a step of nTokens tokens runs on the JS thread. */
+  onJsThread(nTokens: number): boolean {
+    if (nTokens < 1 || nTokens > SYNC_MAX_TOKENS) return false;
+    const ms = this.#ms[nTokens];
+    return !Number.isNaN(ms) && ms <= SYNC_MAX_MS;
+  }
+
+  /** Records how long a step of nTokens tokens took (either thread). */
+  record(nTokens: number, ms: number): void {
+    if (nTokens < 1 || nTokens > SYNC_MAX_TOKENS || !(ms >= 0)) return;
+    const old = this.#ms[nTokens];
+    this.#ms[nTokens] = Number.isNaN(old) ? ms : 0.8 * old + 0.2 * ms;
+  }
+}
