@@ -421,10 +421,10 @@ export class Engine implements TextGenerator {
     let synced = false;
     try {
       while (!this.#closed) {
-        // After a step on this thread (see step_placement.ts) the event loop gets its turn (I/O and timers: new requests,
-        // writes, disconnects) before the next is planned. setImmediate runs after the I/O poll; a
-        // resolved promise would not let it run, and a nested setTimeout(0) waits milliseconds. The
-        // blocks of sequences that just finished are freed first, as the moment they finish.
+        // After a step on this thread (see step_placement.ts) the event loop gets its turn (I/O and
+        // timers: new requests, writes, disconnects) before the next is planned. setImmediate runs after
+        // the I/O poll; a resolved promise would not let it run, and a nested setTimeout(0) waits
+        // milliseconds. The blocks of sequences that just finished are freed first, as they finish.
         if (synced) {
           synced = false;
           this.#scheduler.reap();
@@ -451,12 +451,9 @@ export class Engine implements TextGenerator {
         }
         try {
           const t0 = performance.now();
-          if (this.#placement.onJsThread(batch.nTokens)) {
-            this.#ctx.stepSync(batch);
-            synced = true;
-          } else {
-            await this.#ctx.step(batch);
-          }
+          synced = this.#placement.onJsThread(batch.nTokens); // the turn comes even if the step throws
+          if (synced) this.#ctx.stepSync(batch);
+          else await this.#ctx.step(batch);
           this.#placement.record(batch.nTokens, performance.now() - t0);
           this.#steps++;
         } catch (e) {
