@@ -67,20 +67,27 @@ async function timerTicksDuring(work: () => Promise<unknown>): Promise<{ ticks: 
   return { ticks, ms: performance.now() - t0 };
 }
 
-Deno.test("nonblocking: timers fire while weights convert at load and while a forward step runs", async () => {
+/**
+ * The random model loaded in `dtype` (the load timed by timerTicksDuring) with one context of 32 blocks of
+ * 16 tokens; runs `fn`, then frees everything.
+ */
+async function withContext(
+  dtype: "auto" | "bf16",
+  threads: number,
+  fn: (ctx: NativeContext, load: { ticks: number; ms: number }) => Promise<void>,
+): Promise<void> {
   const dir = await randomModel();
   try {
     const { description } = await describeModel(dir);
     let model: NativeModel | null = null;
     const load = await timerTicksDuring(async () => {
-      model = await NativeModel.load(description, "bf16"); // f32 -> bf16: hearth_model_finish
+      model = await NativeModel.load(description, dtype);
     });
     assert(model !== null);
     const m: NativeModel = model;
     try {
-      assert(load.ticks > 0, `no timer fired during the ${load.ms.toFixed(1)} ms conversion at load`);
       const ctx = await NativeContext.create(m, {
-        threads: 1,
+        threads,
         kvBlockSize: 16,
         kvNumBlocks: 32,
         maxBatchTokens: 512,
@@ -88,13 +95,7 @@ Deno.test("nonblocking: timers fire while weights convert at load and while a fo
         maxBlocksPerSeq: 32,
       });
       try {
-        const batch = new StepBatch(ctx.options, 16384);
-        batch.clear(LogitsMode.last);
-        const prompt = Array.from({ length: 512 }, (_, i) => (i * 7919) % 16384);
-        batch.addSequence(prompt, 0, Array.from({ length: 32 }, (_, i) => i), null);
-        const step = await timerTicksDuring(() => ctx.step(batch));
-        assert(step.ticks > 0, `no timer fired during the ${step.ms.toFixed(1)} ms step`);
-        assert(batch.logitsRow(0).every(Number.isFinite), "the step computed finite logits");
+        await fn(ctx, load);
       } finally {
         ctx.free();
       }
@@ -104,58 +105,48 @@ Deno.test("nonblocking: timers fire while weights convert at load and while a fo
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+const ALL_BLOCKS = Array.from({ length: 32 }, (_, i) => i);
+
+Deno.test("nonblocking: timers fire while weights convert at load and while a forward step runs", async () => {
+  // f32 -> bf16 at load: hearth_model_finish converts every weight
+  await withContext("bf16", 1, async (ctx, load) => {
+    assert(load.ticks > 0, `no timer fired during the ${load.ms.toFixed(1)} ms conversion at load`);
+    const batch = new StepBatch(ctx.options, 16384);
+    batch.clear(LogitsMode.last);
+    const prompt = Array.from({ length: 512 }, (_, i) => (i * 7919) % 16384);
+    batch.addSequence(prompt, 0, ALL_BLOCKS, null);
+    const step = await timerTicksDuring(() => ctx.step(batch));
+    assert(step.ticks > 0, `no timer fired during the ${step.ms.toFixed(1)} ms step`);
+    assert(batch.logitsRow(0).every(Number.isFinite), "the step computed finite logits");
+  });
 });
 
 Deno.test("stepSync: the same bits as a step off the event loop, which it blocks; errors as step's", async () => {
-  const dir = await randomModel();
-  try {
-    const { description } = await describeModel(dir);
-    const m = await NativeModel.load(description, "auto");
+  await withContext("auto", 2, async (ctx) => {
+    const batch = new StepBatch(ctx.options, 16384);
+    const prompt = Array.from({ length: 300 }, (_, i) => (i * 7919) % 16384);
+    const run = async (sync: boolean) => {
+      batch.clear(LogitsMode.last);
+      batch.addSequence(prompt, 0, ALL_BLOCKS, sequenceSampling({ seed: 5n }));
+      const t = await timerTicksDuring(async () => sync ? ctx.stepSync(batch) : await ctx.step(batch));
+      return { ticks: t.ticks, logits: Array.from(batch.logitsRow(0)), token: batch.outTokens[0] };
+    };
+    const off = await run(false), on = await run(true);
+    assert(on.logits.every((v, i) => Object.is(v, off.logits[i])), "stepSync changed the logits");
+    assert(on.token === off.token, "stepSync sampled another token");
+    assert(on.ticks === 0, `a timer fired during a step on the JS thread (${on.ticks})`);
+    batch.clear(LogitsMode.none);
+    batch.addSequence([1, 2], 600, [0], null); // past the 32 blocks of 16 a sequence may have
+    let message = "";
     try {
-      const ctx = await NativeContext.create(m, {
-        threads: 2,
-        kvBlockSize: 16,
-        kvNumBlocks: 32,
-        maxBatchTokens: 512,
-        maxBatchSeqs: 1,
-        maxBlocksPerSeq: 32,
-      });
-      try {
-        const batch = new StepBatch(ctx.options, 16384);
-        const prompt = Array.from({ length: 300 }, (_, i) => (i * 7919) % 16384);
-        const run = async (sync: boolean) => {
-          batch.clear(LogitsMode.last);
-          batch.addSequence(
-            prompt,
-            0,
-            Array.from({ length: 32 }, (_, i) => i),
-            sequenceSampling({ seed: 5n }),
-          );
-          const t = await timerTicksDuring(async () => sync ? ctx.stepSync(batch) : await ctx.step(batch));
-          return { ticks: t.ticks, logits: Array.from(batch.logitsRow(0)), token: batch.outTokens[0] };
-        };
-        const off = await run(false), on = await run(true);
-        assert(on.logits.every((v, i) => Object.is(v, off.logits[i])), "stepSync changed the logits");
-        assert(on.token === off.token, "stepSync sampled another token");
-        assert(on.ticks === 0, `a timer fired during a step on the JS thread (${on.ticks})`);
-        batch.clear(LogitsMode.none);
-        batch.addSequence([1, 2], 600, [0], null); // past the 32 blocks of 16 a sequence may have
-        let message = "";
-        try {
-          ctx.stepSync(batch);
-        } catch (e) {
-          message = (e as Error).message;
-        }
-        assert(/block table/.test(message), `expected the batch error, got "${message}"`);
-      } finally {
-        ctx.free();
-      }
-    } finally {
-      m.free();
+      ctx.stepSync(batch);
+    } catch (e) {
+      message = (e as Error).message;
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    assert(/block table/.test(message), `expected the batch error, got "${message}"`);
+  });
 });
 
 Deno.test("the engine lets the event loop turn between decode steps it runs on the JS thread", async () => {
