@@ -455,10 +455,9 @@ export class NativeContext {
   }
 
   /**
-   * Runs one forward step on this thread, which it blocks until the step ends. A short step (a few
-   * decodes: milliseconds) is faster so: handing the call to a worker thread and its result back costs a
-   * wake-up each way, and the step ran slower and less evenly on that thread (measured, one decoding
-   * sequence on the 2-core VM: 7.0 against 7.8 ms median, 7.9 against 11-12.5 ms at the 90th percentile).
+   * Runs one forward step on this thread, which it blocks until the step ends: faster than {@link step}
+   * for a short step (no hand-over to a worker thread and back; when the engine uses it, and why:
+   * src/engine/step_placement.ts).
    */
   stepSync(batch: StepBatch): void {
     const ptr = this.#begin();
