@@ -9,6 +9,7 @@
 
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { join } from "node:path";
+import { type BytePieces, bytePieces } from "./byte_pieces.ts";
 
 /** A chat template as `tokenizer_config.json` stores it: one string, or named ones. */
 export type ChatTemplateSource = string | { name: string; template: string }[];
@@ -113,6 +114,8 @@ export class Tokenizer {
   /** Whether {@link encode} puts BOS first when adding special tokens. */
   readonly addsBos: boolean;
   readonly #hf: HfTokenizer;
+  readonly #decoderType: unknown;
+  #bytePieces: BytePieces | null | undefined;
   readonly #addEos: boolean;
   readonly #bosFromProcessor: boolean;
 
@@ -123,6 +126,7 @@ export class Tokenizer {
     }
     this.config = config;
     this.#hf = new HfTokenizer(compatTokenizerJson(tokenizerJson as Record<string, unknown>), config);
+    this.#decoderType = ((tokenizerJson as { decoder?: { type?: unknown } }).decoder ?? {}).type;
     const added = [...this.#hf.get_added_tokens_decoder().values()];
     const vocab = this.#hf.get_vocab(true);
     let maxId = -1;
@@ -168,6 +172,23 @@ export class Tokenizer {
     const kept = options.skipSpecialTokens ? ids.filter((id) => !this.specialIds.has(id)) : [...ids];
     if (kept.length === 0) return "";
     return this.#hf.decode(kept, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  }
+
+  /**
+   * Each id's bytes when this vocabulary decodes by concatenating bytes (byte-level BPE), else null;
+   * built on first use. See byte_pieces.ts.
+   */
+  get bytePieces(): BytePieces | null {
+    if (this.#bytePieces === undefined) {
+      const added = new Set([...this.#hf.get_added_tokens_decoder().values()].map((t) => t.content));
+      this.#bytePieces = bytePieces(
+        this.#decoderType,
+        this.vocabSize,
+        (id) => this.#hf.id_to_token(id),
+        added,
+      );
+    }
+    return this.#bytePieces;
   }
 
   /** The id of a token string (vocabulary or added), or null. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { IncrementalDetokenizer } from "../engine/detokenizer.ts";
+import { ByteDetokenizer, type Detokenizer, IncrementalDetokenizer } from "../engine/detokenizer.ts";
 import { StopMatcher } from "../engine/stop_matcher.ts";
 import type { FinishReason, GenerateParams, TextGenerator } from "../engine/types.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
@@ -55,20 +55,17 @@ export async function* generateChoice(
   request: ChoiceRequest,
 ): AsyncGenerator<ChoiceEvent, void, undefined> {
   const { promptIds, params, stop, skipSpecialTokens, signal } = request;
-  const detokenizer = new IncrementalDetokenizer({
-    decode: (ids) => tokenizer.decode(ids),
-    contextIds: promptIds,
-    skip: skipSpecialTokens ? (id) => tokenizer.specialIds.has(id) : undefined,
-  });
+  const skip = skipSpecialTokens ? (id: number) => tokenizer.specialIds.has(id) : undefined;
+  const pieces = tokenizer.bytePieces;
+  const detokenizer: Detokenizer = pieces
+    ? new ByteDetokenizer(pieces, { contextIds: promptIds, skip })
+    : new IncrementalDetokenizer({ decode: (ids) => tokenizer.decode(ids), contextIds: promptIds, skip });
   const matcher = new StopMatcher(stop);
   const tokenIds: number[] = [];
   let finishReason: FinishReason = "length";
 
-  const feed = function* (piece: string): Generator<TextEvent> {
-    if (piece === "") return;
-    const { text } = matcher.push(piece);
-    if (text !== "") yield { type: "text", text };
-  };
+  /** What of a detokenized piece may be shown (nothing at or past a stop sequence). */
+  const shown = (piece: string): string => piece === "" ? "" : matcher.push(piece).text;
 
   for await (const token of generator.generate(promptIds, params, signal)) {
     tokenIds.push(token.id);
@@ -76,7 +73,9 @@ export async function* generateChoice(
       finishReason = "stop";
       break;
     }
-    yield* feed(detokenizer.push(token.id));
+    // Not a `yield*` of a generator: that costs turns of the event loop's microtasks for every token.
+    const text = shown(detokenizer.push(token.id));
+    if (text !== "") yield { type: "text", text };
     if (matcher.stopped !== null) {
       finishReason = "stop";
       break;
@@ -88,7 +87,8 @@ export async function* generateChoice(
   }
   if (signal.aborted) return;
   if (matcher.stopped === null) {
-    yield* feed(detokenizer.flush());
+    const text = shown(detokenizer.flush());
+    if (text !== "") yield { type: "text", text };
     if (matcher.stopped !== null) finishReason = "stop";
     const rest = matcher.flush();
     if (rest !== "") yield { type: "text", text: rest };
