@@ -31,7 +31,35 @@ export function sseEvent(data: unknown): Uint8Array {
   return encoder.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
 }
 
-/** A `text/event-stream` response streaming `source`'s objects. */
+/**
+ * The JSON of a chunk whose only changing part is one string (a token's text): the rest is serialized
+ * once, and each chunk escapes only its text. The same bytes as `JSON.stringify` of the whole chunk,
+ * which in the server ran between two decode steps for every token and cost about 20 µs more there
+ * (cold caches after the step). `shape` builds the chunk around the string it is given.
+ */
+export class JsonTemplate {
+  readonly #head: string;
+  readonly #tail: string;
+
+  constructor(shape: (text: string) => unknown) {
+    const mark = "\u0000text\u0000";
+    const json = JSON.stringify(shape(mark));
+    const quoted = JSON.stringify(mark);
+    const at = json.indexOf(quoted);
+    if (at < 0 || json.indexOf(quoted, at + 1) >= 0) {
+      throw new Error("a JSON template needs its text exactly once");
+    }
+    this.#head = json.slice(0, at);
+    this.#tail = json.slice(at + quoted.length);
+  }
+
+  /** The chunk's JSON with `text` in it. */
+  fill(text: string): string {
+    return this.#head + JSON.stringify(text) + this.#tail;
+  }
+}
+
+/** A `text/event-stream` response streaming `source`'s objects (strings are sent as they are: JSON). */
 export function sseResponse(source: AsyncIterator<unknown>, options: SseOptions): Response {
   let closed = false;
   const close = () => {

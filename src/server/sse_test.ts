@@ -1,5 +1,5 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { sseResponse } from "./sse.ts";
+import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
+import { JsonTemplate, sseResponse } from "./sse.ts";
 
 const errorBody = (err: unknown) => ({
   error: { message: String((err as Error).message), type: "server_error", param: null, code: null },
@@ -45,4 +45,29 @@ Deno.test("cancelling the body ends the source and reports it", async () => {
   await reader.read();
   await reader.cancel();
   assertEquals([cancelled, finalized], [1, true]);
+});
+
+Deno.test("a JSON template gives JSON.stringify's bytes for any text", () => {
+  const shape = (text: string) => ({
+    id: "x",
+    choices: [{ index: 0, delta: { content: text }, n: null }],
+    z: 1,
+  });
+  const template = new JsonTemplate(shape);
+  const texts = [
+    "",
+    "plain",
+    'quote " and \\ backslash',
+    "new\nline\ttab\r",
+    "\u0000text\u0000",
+    "日本🙂",
+    "\ud800 lone",
+    "\u2028",
+  ];
+  for (const text of texts) assertEquals(template.fill(text), JSON.stringify(shape(text)));
+});
+
+Deno.test("a JSON template needs its text exactly once", () => {
+  assertThrows(() => new JsonTemplate(() => ({ a: "fixed" })), /exactly once/);
+  assertThrows(() => new JsonTemplate((t) => ({ a: t, b: t })), /exactly once/);
 });

@@ -23,7 +23,7 @@ import { shuttingDown } from "../errors.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import { buildParams, checkContext, rejectNotImplemented, unknownFields } from "../params.ts";
 import { parseBody, readJsonObject } from "../request.ts";
-import { generationStream } from "../sse.ts";
+import { generationStream, JsonTemplate } from "../sse.ts";
 import { logOutcome, logRequestStart } from "./log.ts";
 
 const SCHEMA_KEYS = Object.keys(ChatCompletionRequestSchema.shape);
@@ -152,6 +152,7 @@ export async function chatCompletions(
     throw err;
   });
   const text: string[] = [];
+  const contentChunk = new JsonTemplate((content) => chunk({ content }, null));
   const stream = async function* () {
     yield chunk({ role: "assistant", content: "" }, null);
     let next = first;
@@ -159,7 +160,7 @@ export async function chatCompletions(
       const { event } = next.value;
       if (event.type === "text") {
         text.push(event.text);
-        yield chunk({ content: event.text }, null);
+        yield contentChunk.fill(event.text);
       } else {
         yield chunk({}, event.finishReason);
         logOutcome(log, tokenizer, {

@@ -21,7 +21,7 @@ import { shuttingDown } from "../errors.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import { buildParams, checkContext, checkIds, rejectNotImplemented, unknownFields } from "../params.ts";
 import { parseBody, readJsonObject } from "../request.ts";
-import { generationStream } from "../sse.ts";
+import { generationStream, JsonTemplate } from "../sse.ts";
 import { logOutcome, logRequestStart } from "./log.ts";
 
 const SCHEMA_KEYS = Object.keys(CompletionRequestSchema.shape);
@@ -182,6 +182,7 @@ export async function completions(
     throw err;
   });
   const texts = choices.map(() => [] as string[]);
+  const textChunks = choices.map((choice) => new JsonTemplate((text) => chunk(choice.index, text, null)));
   const stream = async function* () {
     if (req.echo) { for (const choice of choices) yield chunk(choice.index, echoes[choice.index], null); }
     let promptTokens = 0;
@@ -192,7 +193,7 @@ export async function completions(
       const { index, event } = next.value;
       if (event.type === "text") {
         texts[index].push(event.text);
-        yield chunk(index, event.text, null);
+        yield textChunks[index].fill(event.text);
       } else {
         ended++;
         promptTokens += choices[index].promptIds.length;
