@@ -76,9 +76,12 @@ export class Sequence {
     this.#wake = null;
   }
 
-  /** The next token or error, waiting for it if none is queued. */
-  async next(): Promise<GeneratedToken | Error> {
-    while (this.#queue.length === 0) await new Promise<void>((resolve) => (this.#wake = resolve));
-    return this.#queue.shift()!;
+  /**
+   * The next token or error, waiting for it if none is queued. Resolved by `push` itself rather than
+   * by an async function's loop: every token passes here between two decode steps.
+   */
+  next(): Promise<GeneratedToken | Error> {
+    if (this.#queue.length > 0) return Promise.resolve(this.#queue.shift()!);
+    return new Promise((resolve) => (this.#wake = () => resolve(this.#queue.shift()!)));
   }
 }
