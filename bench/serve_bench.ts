@@ -264,9 +264,27 @@ async function inProcess(local: Engine, k: number): Promise<number> {
   }
   return meanGap(gaps);
 }
+/** The engine's own between-step time and step count (/metrics on the server, stats() in process). */
+async function serverStepCounters(serverUrl: string): Promise<{ between: number; steps: number }> {
+  const text = await (await fetch(`${serverUrl}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+  return { between: value("hearth_between_steps_seconds_total"), steps: value("hearth_steps_total") };
+}
+function engineStepCounters(local: Engine): { between: number; steps: number } {
+  const s = local.stats();
+  return { between: s.betweenStepsSeconds, steps: s.steps };
+}
 interface Overhead {
   httpMs: number;
   engineMs: number;
+  /**
+   * Ms from one step's end to the next one's start, per step, as each engine counts it: the server's
+   * JS thread does the tokens' HTTP and SSE work there; the client's own CPU time is not in it.
+   */
+  serverBetweenMs: number;
+  engineBetweenMs: number;
+  /** (server − in-process) between-step time ÷ in-process time per token. */
+  betweenOverhead: number;
   /** Median over the pairs of (server − in-process) / in-process time per token. */
   overhead: number;
   /** Main-thread CPU ms per token: the server's, and this process's running the engine in-process. */
@@ -282,10 +300,17 @@ async function measureOverhead(
   const pid = target.child.pid;
   const http: number[] = [], local: number[] = [];
   let serverCpu = 0, clientCpu = 0, localCpu = 0;
+  const between = { http: { between: 0, steps: 0 }, local: { between: 0, steps: 0 } };
+  const counters = (side: "http" | "local") =>
+    side === "http" ? serverStepCounters(target.url) : Promise.resolve(engineStepCounters(inProcessEngine));
   const timed = async (side: "http" | "local", k: number) => {
+    const b0 = await counters(side);
     const s0 = threadCpuSeconds(pid, pid), c0 = threadCpuSeconds(Deno.pid, Deno.pid);
     const ms = side === "http" ? await viaHttp(target.url, k) : await inProcess(inProcessEngine, k);
     const s1 = threadCpuSeconds(pid, pid), c1 = threadCpuSeconds(Deno.pid, Deno.pid);
+    const b1 = await counters(side);
+    between[side].between += b1.between - b0.between;
+    between[side].steps += b1.steps - b0.steps;
     if (side === "http") serverCpu += s1 - s0, clientCpu += c1 - c0, http.push(ms);
     else localCpu += c1 - c0, local.push(ms);
   };
@@ -296,9 +321,15 @@ async function measureOverhead(
   }
   const ratios = http.map((h, i) => (h - local[i]) / local[i]);
   const perToken = 1000 / (OVERHEAD_PAIRS * OVERHEAD_TOKENS);
+  // Each request's steps: its prefill, then one decode step per further token; the gaps are between them.
+  const serverBetweenMs = between.http.between * 1000 / (between.http.steps - OVERHEAD_PAIRS);
+  const engineBetweenMs = between.local.between * 1000 / (between.local.steps - OVERHEAD_PAIRS);
   return {
     httpMs: percentile(http, 50),
     engineMs: percentile(local, 50),
+    serverBetweenMs,
+    engineBetweenMs,
+    betweenOverhead: (serverBetweenMs - engineBetweenMs) / percentile(local, 50),
     overhead: percentile(ratios, 50),
     serverMainCpuMs: serverCpu * perToken,
     clientCpuMs: clientCpu * perToken,
@@ -413,6 +444,11 @@ const table = [
   } ms in-process (medians), median of ${OVERHEAD_PAIRS} paired ratios ${
     (idle.overhead * 100).toFixed(1)
   } % (target < 2 %)`,
+  `  between two steps (each engine's own count): server ${idle.serverBetweenMs.toFixed(3)} ms, in-process ${
+    idle.engineBetweenMs.toFixed(3)
+  } ms: the server's HTTP + SSE + detokenizing add ${
+    (idle.betweenOverhead * 100).toFixed(1)
+  } % to a token's time, without the client's CPU (target < 2 %)`,
   `  main-thread CPU per token: server ${idle.serverMainCpuMs.toFixed(3)} ms, in-process engine ${
     idle.engineMainCpuMs.toFixed(3)
   } ms: the server's HTTP + SSE + detokenizing take ${
@@ -420,13 +456,21 @@ const table = [
   } % of a decode's time (the difference; the client reading the stream: ${idle.clientCpuMs.toFixed(3)} ms)`,
   `the same after the load levels: ${afterLoad.httpMs.toFixed(2)} ms vs ${
     afterLoad.engineMs.toFixed(2)
-  } ms, paired ${(afterLoad.overhead * 100).toFixed(1)} %; main-thread CPU ${
-    afterLoad.serverMainCpuMs.toFixed(3)
-  } vs ${afterLoad.engineMainCpuMs.toFixed(3)} ms per token`,
+  } ms, paired ${(afterLoad.overhead * 100).toFixed(1)} %; between steps ${
+    afterLoad.serverBetweenMs.toFixed(3)
+  } vs ${afterLoad.engineBetweenMs.toFixed(3)} ms (${
+    (afterLoad.betweenOverhead * 100).toFixed(1)
+  } %); main-thread CPU ${afterLoad.serverMainCpuMs.toFixed(3)} vs ${
+    afterLoad.engineMainCpuMs.toFixed(3)
+  } ms per token`,
   spare
     ? `with a core to spare (engine threads ${spareThreads} on both sides): ${
       spare.httpMs.toFixed(2)
-    } ms vs ${spare.engineMs.toFixed(2)} ms, paired ${(spare.overhead * 100).toFixed(1)} % (target < 2 %)`
+    } ms vs ${spare.engineMs.toFixed(2)} ms, paired ${(spare.overhead * 100).toFixed(1)} %; between steps ${
+      spare.serverBetweenMs.toFixed(3)
+    } vs ${spare.engineBetweenMs.toFixed(3)} ms (${
+      (spare.betweenOverhead * 100).toFixed(1)
+    } %) (target < 2 %)`
     : "with a core to spare: not measured (1 thread)",
   `aggregate at 16 clients vs 1: ${
     ((rows.find((r) => r.clients === 16)?.tokensPerSecond ?? NaN) / single).toFixed(2)

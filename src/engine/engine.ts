@@ -148,6 +148,9 @@ export class Engine implements TextGenerator {
   #steps = 0;
   readonly #placement = new StepPlacement();
   #generated = 0;
+  /** Time in forward steps, and from one step's end to the next one's start while the loop ran on. */
+  #stepMs = 0;
+  #betweenStepsMs = 0;
 
   readonly #maxWaiting: number;
 
@@ -297,6 +300,8 @@ export class Engine implements TextGenerator {
       prefixHitTokens: s.prefixHitTokens,
       steps: this.#steps,
       generatedTokens: this.#generated,
+      stepSeconds: this.#stepMs / 1000,
+      betweenStepsSeconds: this.#betweenStepsMs / 1000,
     };
   }
 
@@ -419,6 +424,8 @@ export class Engine implements TextGenerator {
     // #looping is cleared in the same synchronous turn as the loop's decision to stop, so no kick can
     // fall between the two (a .finally() on the promise would clear it a few microtasks later).
     let synced = false;
+    /** When the last step ended, while the loop has gone on to the next without waiting (else 0). */
+    let stepEnd = 0;
     try {
       while (!this.#closed) {
         // After a step on this thread (see step_placement.ts) the event loop gets its turn (I/O and
@@ -435,6 +442,7 @@ export class Engine implements TextGenerator {
         if (plan.length === 0) {
           if (!this.#scheduler.busy) return;
           // Sequences are waiting for blocks that running ones hold; nothing can run: wait for a change.
+          stepEnd = 0;
           await new Promise<void>((resolve) => (this.#wake = resolve));
           continue;
         }
@@ -451,12 +459,16 @@ export class Engine implements TextGenerator {
         }
         try {
           const t0 = performance.now();
+          if (stepEnd) this.#betweenStepsMs += t0 - stepEnd;
           synced = this.#placement.onJsThread(batch.nTokens); // the turn comes even if the step throws
           if (synced) this.#ctx.stepSync(batch);
           else await this.#ctx.step(batch);
-          this.#placement.record(batch.nTokens, performance.now() - t0);
+          stepEnd = performance.now();
+          this.#stepMs += stepEnd - t0;
+          this.#placement.record(batch.nTokens, stepEnd - t0);
           this.#steps++;
         } catch (e) {
+          stepEnd = 0;
           const err = new EngineError(`forward step failed: ${(e as Error).message}`, "internal");
           for (const slice of plan) {
             slice.seq.done = true;

@@ -123,6 +123,14 @@ export interface EngineStats {
   /** Forward steps run, and tokens generated. */
   steps: number;
   generatedTokens: number;
+  /** Seconds spent in forward steps. */
+  stepSeconds: number;
+  /**
+   * Seconds from the end of a step to the start of the next one, counted while the loop went straight
+   * on (not while it waited for work): scheduling, and, after a step on the JS thread, whatever else
+   * that thread did meanwhile (on a server: the HTTP and SSE work of the tokens just made).
+   */
+  betweenStepsSeconds: number;
 }
 
 /**

@@ -48,6 +48,24 @@ Deno.test("four sequences of different lengths batched together give the same to
   }
 });
 
+Deno.test("step and between-step time are counted while busy, not while idle", async () => {
+  const engine = await Engine.load(MODEL, { threads: 2 });
+  try {
+    const params = { temperature: 0, maxTokens: 12, ignoreEos: true };
+    await collect(engine, PROMPTS[0], params);
+    const first = engine.stats();
+    await new Promise((r) => setTimeout(r, 300)); // idle: no step runs, nothing is between steps
+    await collect(engine, PROMPTS[1], params);
+    const second = engine.stats();
+    assert(first.stepSeconds > 0 && first.betweenStepsSeconds > 0, JSON.stringify(first));
+    const between = second.betweenStepsSeconds - first.betweenStepsSeconds;
+    assert(between > 0 && between < 0.3, `between steps ${between} s across 0.3 s of idle`);
+    assert(second.stepSeconds > first.stepSeconds);
+  } finally {
+    await engine.close();
+  }
+});
+
 Deno.test("a seeded sampled run repeats exactly, alone or beside other requests", async () => {
   const engine = await Engine.load(MODEL, { threads: 2 });
   try {

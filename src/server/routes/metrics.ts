@@ -55,6 +55,13 @@ export function metrics(c: Context<AppEnv>, deps: AppDeps, lifecycle: Lifecycle)
       ],
       ["hearth_steps_total", "forward steps", "counter", s.steps],
       ["hearth_generation_tokens_total", "tokens generated", "counter", s.generatedTokens],
+      ["hearth_step_seconds_total", "seconds in forward steps", "counter", s.stepSeconds],
+      [
+        "hearth_between_steps_seconds_total",
+        "seconds from one forward step's end to the next one's start while busy (scheduling, HTTP work)",
+        "counter",
+        s.betweenStepsSeconds,
+      ],
     );
   }
   const mem = Deno.memoryUsage();
