@@ -3,7 +3,8 @@
  * and 64 concurrent clients (each sending a realistic mix of prompt and output lengths), prints the
  * aggregate output tokens/s, time to first token p50/p99 and inter-token latency p50/p99, as a table,
  * bench/results/serve.json and serve.png. Also the HTTP+SSE overhead: one stream's time per token
- * through the server against the engine's own in-process time per token on the same model.
+ * through the server against the engine's own in-process time per token on the same model, and the time
+ * each engine counts between two steps (where the server's JS thread does the tokens' HTTP work).
  *
  * Model: random weights of SmolLM2-135M's shape, quantized to Q8_0 at load, with SmolLM2's tokenizer.
  *
