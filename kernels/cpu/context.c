@@ -31,6 +31,7 @@ void hearth_context_free(hearth_context* ctx) {
       hearth_free_aligned(ctx->samplers[i].ids);
       hearth_free_aligned(ctx->samplers[i].stamp);
       hearth_free_aligned(ctx->samplers[i].counts);
+      hearth_free_aligned(ctx->samplers[i].cum);
     }
     free(ctx->samplers);
   }
@@ -115,7 +116,8 @@ hearth_context* hearth_context_new(hearth_model* m, const hearth_context_options
     s->ids = hearth_alloc((size_t)c->vocab_size, sizeof(int32_t));
     s->stamp = hearth_alloc((size_t)c->vocab_size, sizeof(uint32_t));
     s->counts = hearth_alloc((size_t)c->vocab_size, sizeof(int32_t));
-    if (!s->work || !s->ids || !s->stamp || !s->counts) goto nomem;
+    s->cum = hearth_alloc((size_t)c->vocab_size, sizeof(double));
+    if (!s->work || !s->ids || !s->stamp || !s->counts || !s->cum) goto nomem;
   }
   ctx->pool = hearth_pool_new(o->n_threads);
   if (!ctx->pool) goto nomem;

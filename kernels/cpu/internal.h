@@ -171,6 +171,7 @@ typedef struct {
   int32_t* ids;     /* (vocab) candidate ids */
   uint32_t* stamp;  /* (vocab) "seen in this sequence's history" marks */
   int32_t* counts;  /* (vocab) occurrences in the output */
+  double* cum;      /* (vocab) running sums of the weights, for a draw over the whole vocabulary */
   uint32_t epoch;   /* stamp value of the current sequence */
 } hearth_sampler_scratch;
 

@@ -136,9 +136,24 @@ static int32_t draw(float* w, int32_t vocab, const hearth_sampling* s, uint64_t 
   const float inv_t = 1.0f / s->temperature, mx = w[best];
   /* Unnormalised probabilities; the best token has probability weight 1 (exp(0) is exactly 1 everywhere). */
   const double total = ops->exp_sum(w, vocab, mx, inv_t);
+  const int limit_k = s->top_k > 0 && s->top_k < vocab, limit_p = s->top_p > 0 && s->top_p < 1;
+  if (!limit_k && !limit_p && !(s->min_p > 0)) {
+    /* The whole vocabulary: the running sums are stored as they are added, so the draw is a binary
+       search instead of a second pass of dependent additions over it (the same sums in the same order,
+       so the same token; this pass was most of a sampled token's time). */
+    double* cum = sc->cum, mass = 0;
+    for (int32_t i = 0; i < vocab; i++) cum[i] = mass += w[i];
+    const double u = hearth_uniform(s->seed, position) * mass;
+    int32_t lo = 0, hi = vocab - 1; /* the first id whose running sum passes u; the last if none does */
+    while (lo < hi) {
+      const int32_t mid = lo + (hi - lo) / 2;
+      if (u < cum[mid]) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
   int32_t* ids = sc->ids;
   int32_t n = 0;
-  const int limit_k = s->top_k > 0 && s->top_k < vocab, limit_p = s->top_p > 0 && s->top_p < 1;
   if (limit_k || limit_p) {
     for (int32_t i = 0; i < vocab; i++) ids[i] = i;
     /* Sort only as far as needed: top-k needs k; top-p grows the sorted front until it holds top_p. */
