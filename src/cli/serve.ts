@@ -179,6 +179,7 @@ export async function serve(argv: string[]): Promise<number> {
     const { describeModelPath } = await import("../model/describe.ts");
     const described = await describeModelPath(config.model);
     const tokenizer = described.tokenizer ?? await Tokenizer.load(config.model);
+    void tokenizer.bytePieces; // the streamed text's byte table: built while loading, not on the first request
     const chatTemplate = await resolveChatTemplate({
       option: config.chatTemplate,
       modelDir: config.model,
