@@ -75,7 +75,16 @@ static void report_logprobs(const float* raw, int32_t vocab, int32_t token, int3
   }
 }
 
-/* Applies every logit processor of s to w (vocab) in place. */
+/* Whether process_logits would change anything for s (each of its conditions, loosely: a bias or a
+   penalty that is set counts even where it would touch nothing). */
+static int processes_logits(const hearth_sampling* s, const hearth_batch* b) {
+  const int32_t n_hist = b->history ? s->history_len : 0, n_prompt = s->prompt_len < n_hist ? s->prompt_len : n_hist;
+  return s->bias_len > 0 || (n_hist - n_prompt < s->min_tokens && s->stop_ids_len > 0) ||
+         (s->repetition_penalty != 1.0f && s->repetition_penalty > 0) || s->presence_penalty != 0 ||
+         s->frequency_penalty != 0 || s->no_repeat_ngram_size > 0;
+}
+
+/* Applies every logit processor of s to w (vocab) in place (processes_logits says whether any applies). */
 static void process_logits(float* w, int32_t vocab, const hearth_sampling* s, const hearth_batch* b,
                            hearth_sampler_scratch* sc) {
   for (int32_t i = 0; i < s->bias_len; i++) {
@@ -216,11 +225,16 @@ static void sample_task(void* arg, int32_t seq, int32_t thread) {
   const int32_t vocab = j->ctx->model->cfg.vocab_size;
   const hearth_sampling* s = &b->sampling[seq];
   hearth_sampler_scratch* sc = &j->ctx->samplers[thread];
-  memcpy(sc->work, raw, sizeof(float) * (size_t)vocab);
-  process_logits(sc->work, vocab, s, b, sc);
   /* The position the new token will take: one past the sequence's last position in this step. */
   const uint64_t position = (uint64_t)b->positions[b->seq_start[seq + 1] - 1] + 1;
-  int32_t token = s->temperature <= 0 ? argmax(sc->work, vocab) : draw(sc->work, vocab, s, position, sc, j->ctx->ops);
+  int32_t token;
+  if (s->temperature <= 0 && !processes_logits(s, b)) {
+    token = argmax(raw, vocab); /* greedy on the raw logits: nothing to copy them for */
+  } else {
+    memcpy(sc->work, raw, sizeof(float) * (size_t)vocab);
+    process_logits(sc->work, vocab, s, b, sc);
+    token = s->temperature <= 0 ? argmax(sc->work, vocab) : draw(sc->work, vocab, s, position, sc, j->ctx->ops);
+  }
   b->out_tokens[seq] = token;
   if (s->want_logprob || (s->n_top_logprobs > 0 && b->out_top_ids && b->out_top_logprobs))
     report_logprobs(raw, vocab, token, s->n_top_logprobs, b->out_logprobs ? &b->out_logprobs[seq] : NULL,
