@@ -75,30 +75,47 @@ static void report_logprobs(const float* raw, int32_t vocab, int32_t token, int3
   }
 }
 
-/* Whether process_logits would change anything for s (each of its conditions, loosely: a bias or a
-   penalty that is set counts even where it would touch nothing). */
-static int processes_logits(const hearth_sampling* s, const hearth_batch* b) {
-  const int32_t n_hist = b->history ? s->history_len : 0, n_prompt = s->prompt_len < n_hist ? s->prompt_len : n_hist;
-  return s->bias_len > 0 || (n_hist - n_prompt < s->min_tokens && s->stop_ids_len > 0) ||
-         (s->repetition_penalty != 1.0f && s->repetition_penalty > 0) || s->presence_penalty != 0 ||
-         s->frequency_penalty != 0 || s->no_repeat_ngram_size > 0;
+/* The logit processors that apply to a sequence now, decided once: process_logits runs these, and a
+   greedy draw with none of them takes the raw logits' argmax without copying them. */
+typedef struct {
+  const int32_t* hist; /* (n_hist) the sequence's tokens, prompt first; NULL without history */
+  int32_t n_hist, n_prompt;
+  int bias, ban_stops, repetition, presence, ngram;
+} logit_processors;
+
+static logit_processors processors_of(const hearth_sampling* s, const hearth_batch* b) {
+  logit_processors p;
+  p.hist = b->history ? b->history + s->history_start : NULL;
+  p.n_hist = p.hist ? s->history_len : 0;
+  p.n_prompt = s->prompt_len < p.n_hist ? s->prompt_len : p.n_hist;
+  p.bias = s->bias_len > 0;
+  p.ban_stops = p.n_hist - p.n_prompt < s->min_tokens && s->stop_ids_len > 0; /* min_tokens not reached */
+  p.repetition = s->repetition_penalty != 1.0f && s->repetition_penalty > 0;
+  p.presence = s->presence_penalty != 0 || s->frequency_penalty != 0;
+  p.ngram = s->no_repeat_ngram_size > 0 && p.n_hist >= s->no_repeat_ngram_size - 1;
+  return p;
 }
 
-/* Applies every logit processor of s to w (vocab) in place (processes_logits says whether any applies). */
+static int any_processor(const logit_processors* p) {
+  return p->bias || p->ban_stops || p->repetition || p->presence || p->ngram;
+}
+
+/* Applies the logit processors p of s to w (vocab) in place. */
 static void process_logits(float* w, int32_t vocab, const hearth_sampling* s, const hearth_batch* b,
-                           hearth_sampler_scratch* sc) {
-  for (int32_t i = 0; i < s->bias_len; i++) {
-    int32_t id = b->bias_ids[s->bias_start + i];
-    if (id >= 0 && id < vocab) w[id] += b->bias_values[s->bias_start + i];
-  }
-  const int32_t* hist = b->history ? b->history + s->history_start : NULL;
-  const int32_t n_hist = hist ? s->history_len : 0, n_prompt = s->prompt_len < n_hist ? s->prompt_len : n_hist;
-  if (n_hist - n_prompt < s->min_tokens)
+                           const logit_processors* p, hearth_sampler_scratch* sc) {
+  const int32_t* hist = p->hist;
+  const int32_t n_hist = p->n_hist, n_prompt = p->n_prompt;
+  if (p->bias)
+    for (int32_t i = 0; i < s->bias_len; i++) {
+      int32_t id = b->bias_ids[s->bias_start + i];
+      if (id >= 0 && id < vocab) w[id] += b->bias_values[s->bias_start + i];
+    }
+  if (p->ban_stops)
     for (int32_t i = 0; i < s->stop_ids_len; i++) {
       int32_t id = b->stop_ids[s->stop_ids_start + i];
       if (id >= 0 && id < vocab) w[id] = -INFINITY;
     }
-  if (s->repetition_penalty != 1.0f && s->repetition_penalty > 0) {
+  if (p->repetition) {
     /* Each distinct id once: stamp marks ids already penalised for this sequence. */
     if (++sc->epoch == 0) memset(sc->stamp, 0, sizeof(uint32_t) * (size_t)vocab), sc->epoch = 1;
     for (int32_t i = 0; i < n_hist; i++) {
@@ -108,7 +125,7 @@ static void process_logits(float* w, int32_t vocab, const hearth_sampling* s, co
       w[id] = w[id] > 0 ? w[id] / s->repetition_penalty : w[id] * s->repetition_penalty;
     }
   }
-  if (s->presence_penalty != 0 || s->frequency_penalty != 0) {
+  if (p->presence) {
     for (int32_t i = n_prompt; i < n_hist; i++)
       if (hist[i] >= 0 && hist[i] < vocab) sc->counts[hist[i]]++;
     for (int32_t i = n_prompt; i < n_hist; i++) {
@@ -118,8 +135,8 @@ static void process_logits(float* w, int32_t vocab, const hearth_sampling* s, co
       sc->counts[id] = 0; /* applied once per id, and the array is clean again for the next sequence */
     }
   }
-  const int32_t n = s->no_repeat_ngram_size;
-  if (n > 0 && n_hist >= n - 1) {
+  if (p->ngram) {
+    const int32_t n = s->no_repeat_ngram_size;
     /* Any earlier n-gram whose first n-1 tokens equal the last n-1 tokens bans its n-th token. */
     const int32_t* tail = hist + n_hist - (n - 1);
     for (int32_t i = 0; i + n <= n_hist; i++) {
@@ -227,12 +244,13 @@ static void sample_task(void* arg, int32_t seq, int32_t thread) {
   hearth_sampler_scratch* sc = &j->ctx->samplers[thread];
   /* The position the new token will take: one past the sequence's last position in this step. */
   const uint64_t position = (uint64_t)b->positions[b->seq_start[seq + 1] - 1] + 1;
+  const logit_processors processors = processors_of(s, b);
   int32_t token;
-  if (s->temperature <= 0 && !processes_logits(s, b)) {
+  if (s->temperature <= 0 && !any_processor(&processors)) {
     token = argmax(raw, vocab); /* greedy on the raw logits: nothing to copy them for */
   } else {
     memcpy(sc->work, raw, sizeof(float) * (size_t)vocab);
-    process_logits(sc->work, vocab, s, b, sc);
+    process_logits(sc->work, vocab, s, b, &processors, sc);
     token = s->temperature <= 0 ? argmax(sc->work, vocab) : draw(sc->work, vocab, s, position, sc, j->ctx->ops);
   }
   b->out_tokens[seq] = token;
