@@ -9,9 +9,10 @@
  *
  * Byte-level BPE vocabularies (see src/model/byte_pieces.ts) need none of that: their text is the
  * UTF-8 decoding of the ids' bytes joined, so {@link ByteDetokenizer} keeps the bytes of an unfinished
- * character and decodes only each new id's bytes, most of them from a cached string. The server runs
- * it between two decode steps for every stream; the window's two full decodes per token took about 80
- * µs there (the step before has just pushed the tokenizer's code and data out of the caches).
+ * character and decodes only each new id's bytes (most ids: the table's text of the id). The server
+ * runs it between two decode steps for every stream; the window's two full decodes per token took
+ * about 80 µs there (the step before has just pushed the tokenizer's code and data out of the caches).
+ * {@link detokenizerFor} picks the one a tokenizer allows.
  *
  * @module
  */
@@ -101,7 +102,6 @@ export class IncrementalDetokenizer implements Detokenizer {
 
 /** Decodes without keeping state (each call is a whole input) and keeps a byte-order mark, as the decoder does. */
 const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
-const strictUtf8 = new TextDecoder("utf-8", { ignoreBOM: true, fatal: true });
 
 /**
  * How many of the last bytes of `bytes[0, n)` begin a character that more bytes could still finish
@@ -166,7 +166,7 @@ export class ByteDetokenizer implements Detokenizer {
     const literal = this.#pieces.literal.get(id);
     if (literal !== undefined) return this.flush() + literal; // an added token ends the run of bytes
     if (this.#held.length === 0) {
-      const text = pieceText(this.#pieces, id);
+      const text = this.#pieces.texts[id];
       if (text !== null) return text;
     }
     return this.#take(id);
@@ -189,20 +189,19 @@ export class ByteDetokenizer implements Detokenizer {
   }
 }
 
-/** Texts of the ids whose bytes are whole UTF-8 on their own (null: they are not), filled as ids are used. */
-const pieceTexts = new WeakMap<BytePieces, (string | null | undefined)[]>();
+/** What {@link detokenizerFor} needs of a tokenizer (src/model/tokenizer.ts's Tokenizer). */
+export interface DetokenizerSource {
+  readonly bytePieces: BytePieces | null;
+  decode(ids: number[]): string;
+}
 
-function pieceText(pieces: BytePieces, id: number): string | null {
-  let texts = pieceTexts.get(pieces);
-  if (!texts) pieceTexts.set(pieces, texts = []);
-  let text = texts[id];
-  if (text === undefined) {
-    try {
-      text = strictUtf8.decode(pieces.bytes.subarray(pieces.offsets[id], pieces.offsets[id + 1]));
-    } catch {
-      text = null;
-    }
-    texts[id] = text;
-  }
-  return text;
+/** The detokenizer for a tokenizer's output: by bytes where its vocabulary allows, else by windows. */
+export function detokenizerFor(
+  tokenizer: DetokenizerSource,
+  options: ByteDetokenizerOptions = {},
+): Detokenizer {
+  const pieces = tokenizer.bytePieces;
+  return pieces
+    ? new ByteDetokenizer(pieces, options)
+    : new IncrementalDetokenizer({ ...options, decode: (ids) => tokenizer.decode(ids) });
 }

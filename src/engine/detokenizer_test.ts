@@ -113,6 +113,7 @@ Deno.test("real tokenizers: incremental text equals whole decoding on the multil
 const BYTES: BytePieces = {
   bytes: Uint8Array.from({ length: 256 }, (_, i) => i),
   offsets: Uint32Array.from({ length: 258 }, (_, i) => Math.min(i, 256)),
+  texts: Array.from({ length: 257 }, (_, i) => i < 0x80 ? String.fromCharCode(i) : i === 256 ? "" : null),
   literal: new Map([[256, "<x>"]]),
 };
 

@@ -18,6 +18,8 @@ export interface BytePieces {
   /** Bytes of every id, back to back: id i's are `bytes.subarray(offsets[i], offsets[i + 1])`. */
   readonly bytes: Uint8Array;
   readonly offsets: Uint32Array;
+  /** Each id's bytes decoded, where they are whole UTF-8 on their own (null where they are not). */
+  readonly texts: readonly (string | null)[];
   /** Ids that decode to their own text (added tokens): they end the run of bytes before them. */
   readonly literal: ReadonlyMap<number, string>;
 }
@@ -72,5 +74,14 @@ export function bytePieces(
     }
   }
   offsets[vocabSize] = used;
-  return { bytes: bytes.slice(0, used), offsets, literal };
+  const all = bytes.slice(0, used);
+  const strict = new TextDecoder("utf-8", { ignoreBOM: true, fatal: true });
+  const texts = Array.from({ length: vocabSize }, (_, id) => {
+    try {
+      return strict.decode(all.subarray(offsets[id], offsets[id + 1]));
+    } catch {
+      return null; /* part of a character, or bytes that make none */
+    }
+  });
+  return { bytes: all, offsets, texts, literal };
 }

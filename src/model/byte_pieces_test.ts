@@ -26,3 +26,8 @@ Deno.test("no table where decoding is not byte concatenation", () => {
   // A hole in the ids.
   assertEquals(bytePieces("ByteLevel", VOCAB.length + 1, tokenOf, new Set(["<|end|>"])), null);
 });
+
+Deno.test("each id's text where its bytes are whole UTF-8 on their own", () => {
+  const p = bytePieces("ByteLevel", 4, (id) => ["Ġthe", "Ã", "Ã©", "ÿ"][id], new Set())!;
+  assertEquals(p.texts, [" the", null, "é", null]);
+});

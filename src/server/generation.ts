@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ByteDetokenizer, type Detokenizer, IncrementalDetokenizer } from "../engine/detokenizer.ts";
+import { detokenizerFor } from "../engine/detokenizer.ts";
 import { StopMatcher } from "../engine/stop_matcher.ts";
 import type { FinishReason, GenerateParams, TextGenerator } from "../engine/types.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
@@ -55,11 +55,10 @@ export async function* generateChoice(
   request: ChoiceRequest,
 ): AsyncGenerator<ChoiceEvent, void, undefined> {
   const { promptIds, params, stop, skipSpecialTokens, signal } = request;
-  const skip = skipSpecialTokens ? (id: number) => tokenizer.specialIds.has(id) : undefined;
-  const pieces = tokenizer.bytePieces;
-  const detokenizer: Detokenizer = pieces
-    ? new ByteDetokenizer(pieces, { contextIds: promptIds, skip })
-    : new IncrementalDetokenizer({ decode: (ids) => tokenizer.decode(ids), contextIds: promptIds, skip });
+  const detokenizer = detokenizerFor(tokenizer, {
+    contextIds: promptIds,
+    skip: skipSpecialTokens ? (id) => tokenizer.specialIds.has(id) : undefined,
+  });
   const matcher = new StopMatcher(stop);
   const tokenIds: number[] = [];
   let finishReason: FinishReason = "length";
