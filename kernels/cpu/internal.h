@@ -143,6 +143,9 @@ hearth_pool* hearth_pool_new(int32_t n_threads);
 int32_t hearth_pool_threads(const hearth_pool* pool);
 /* Runs fn for every task on all threads (the caller is thread 0) and returns when all are done. */
 void hearth_pool_run(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_tasks);
+/* As hearth_pool_run, but tasks [0, n_tasks) are split into one contiguous range per thread (thread t the
+   t-th): each thread runs its own range in order, then takes tasks from the ends of the others. */
+void hearth_pool_run_ranged(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_tasks);
 void hearth_pool_free(hearth_pool* pool);
 
 /* ---------------------------------------------------------------------------------------------------- */

@@ -7,6 +7,11 @@
  * not wait for workers that never woke up for it (a worker that slept through a short loop finds the
  * next one, or nothing, when it gets its core back), so a slow wake-up costs only that worker's share.
  *
+ * A ranged loop (hearth_pool_run_ranged) splits its tasks into one contiguous range per thread instead:
+ * each thread claims the tasks of its own range from the front, in order, then those of the other ranges
+ * from their backs, so that the ranges' owners keep streaming in order while the others help at the ends.
+ * A range is one word (generation, front, back) on a cache line of its own, claimed by compare-and-swap.
+ *
  * Workers wait for a new generation: they spin for a while (a decode step issues a parallel loop every
  * few microseconds, and between two steps the caller is away for tens of microseconds; waking a
  * sleeping thread costs more than that), then sleep on a condition variable.
@@ -35,6 +40,23 @@
 /* Pauses the caller spins, waiting for the workers' last tasks, before it yields its core. */
 #define CALLER_SPINS 2000
 
+/* One thread's range of a ranged loop, in one word: generation (low RANGE_GEN_BITS bits) | first task not
+   yet claimed | one past the last. Its owner claims from the front, the others from the back. */
+#define RANGE_GEN_BITS 20
+#define RANGE_TASK_BITS 22
+typedef struct {
+  _Alignas(64) atomic_ullong word;
+} range_slot;
+
+static unsigned long long range_pack(uint32_t gen, uint32_t front, uint32_t back) {
+  const unsigned long long mask = (1ull << RANGE_TASK_BITS) - 1;
+  return (unsigned long long)(gen & ((1u << RANGE_GEN_BITS) - 1)) << (2 * RANGE_TASK_BITS) |
+         (front & mask) << RANGE_TASK_BITS | (back & mask);
+}
+static uint32_t range_gen(unsigned long long w) { return (uint32_t)(w >> (2 * RANGE_TASK_BITS)); }
+static uint32_t range_front(unsigned long long w) { return (uint32_t)(w >> RANGE_TASK_BITS) & ((1u << RANGE_TASK_BITS) - 1); }
+static uint32_t range_back(unsigned long long w) { return (uint32_t)w & ((1u << RANGE_TASK_BITS) - 1); }
+
 struct hearth_pool {
   int32_t n_threads;
   pthread_t* threads; /* (n_threads - 1) workers */
@@ -47,7 +69,9 @@ struct hearth_pool {
     _Atomic(hearth_task_fn) fn;
     _Atomic(void*) arg;
     atomic_int n_tasks;
+    atomic_int ranged; /* tasks split into one range per thread (hearth_pool_run_ranged) */
   } loops[2];
+  range_slot* ranges; /* (n_threads) each thread's range of a ranged loop */
   atomic_ullong next;    /* generation << 32 | next task to hand out */
   atomic_int done_tasks; /* tasks of the current generation finished */
   atomic_int stop;
@@ -60,9 +84,49 @@ typedef struct {
 
 static uint32_t generation_of(unsigned long long next) { return (uint32_t)(next >> 32); }
 
+/* Claims one task of range r for generation gen: from the front (the owner) or the back (a helper).
+   Returns the task, -1 when the range is empty or belongs to another generation. */
+static int32_t claim_in_range(hearth_pool* pool, int32_t r, uint32_t gen, int from_front) {
+  range_slot* slot = &pool->ranges[r];
+  unsigned long long w = atomic_load_explicit(&slot->word, memory_order_acquire);
+  for (;;) {
+    if (range_gen(w) != (gen & ((1u << RANGE_GEN_BITS) - 1))) return -1;
+    const uint32_t f = range_front(w), b = range_back(w);
+    if (f >= b) return -1;
+    const unsigned long long nw = from_front ? range_pack(gen, f + 1, b) : range_pack(gen, f, b - 1);
+    if (atomic_compare_exchange_weak_explicit(&slot->word, &w, nw, memory_order_acquire, memory_order_acquire))
+      return (int32_t)(from_front ? f : b - 1);
+  }
+}
+
+/* A ranged loop: this thread's own range front to back, then the other ranges from their backs. The loop's
+   function is read after a claim succeeded: the claim proves the loop is still current. */
+static void run_ranged(hearth_pool* pool, uint32_t gen, int32_t thread) {
+  hearth_task_fn fn = NULL;
+  void* arg = NULL;
+  int32_t done = 0;
+  for (int32_t k = 0; k < pool->n_threads; k++) {
+    const int32_t r = (thread + k) % pool->n_threads;
+    int32_t task;
+    while ((task = claim_in_range(pool, r, gen, k == 0)) >= 0) {
+      if (!fn) {
+        fn = atomic_load_explicit(&pool->loops[gen % 2].fn, memory_order_relaxed);
+        arg = atomic_load_explicit(&pool->loops[gen % 2].arg, memory_order_relaxed);
+      }
+      fn(arg, task, thread);
+      done++;
+    }
+  }
+  if (done) atomic_fetch_add_explicit(&pool->done_tasks, done, memory_order_release);
+}
+
 /* Claims and runs tasks of generation gen until none is left (or a newer loop has begun). */
 static void run_tasks(hearth_pool* pool, uint32_t gen, int32_t thread) {
   unsigned long long cur = atomic_load_explicit(&pool->next, memory_order_acquire);
+  if (generation_of(cur) == gen && atomic_load_explicit(&pool->loops[gen % 2].ranged, memory_order_relaxed)) {
+    run_ranged(pool, gen, thread);
+    return;
+  }
   for (;;) {
     if (generation_of(cur) != gen) return;
     /* Read before the claim: a successful claim proves that gen was still current, so its slot held
@@ -119,6 +183,12 @@ hearth_pool* hearth_pool_new(int32_t n_threads) {
   hearth_pool* pool = calloc(1, sizeof(hearth_pool));
   if (!pool) return NULL;
   pool->n_threads = n_threads;
+  pool->ranges = aligned_alloc(64, sizeof(range_slot) * (size_t)n_threads);
+  if (!pool->ranges) {
+    free(pool);
+    return NULL;
+  }
+  for (int32_t i = 0; i < n_threads; i++) atomic_init(&pool->ranges[i].word, 0);
   pthread_mutex_init(&pool->mutex, NULL);
   pthread_cond_init(&pool->wake, NULL);
   atomic_init(&pool->next, 0);
@@ -149,7 +219,7 @@ hearth_pool* hearth_pool_new(int32_t n_threads) {
 
 int32_t hearth_pool_threads(const hearth_pool* pool) { return pool->n_threads; }
 
-void hearth_pool_run(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_tasks) {
+static void pool_run(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_tasks, int ranged) {
   if (n_tasks <= 0) return;
   if (pool->n_threads == 1 || n_tasks == 1) {
     for (int32_t t = 0; t < n_tasks; t++) fn(arg, t, 0);
@@ -160,9 +230,19 @@ void hearth_pool_run(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_
   atomic_store_explicit(&pool->loops[gen % 2].fn, fn, memory_order_relaxed);
   atomic_store_explicit(&pool->loops[gen % 2].arg, arg, memory_order_relaxed);
   atomic_store_explicit(&pool->loops[gen % 2].n_tasks, n_tasks, memory_order_relaxed);
+  atomic_store_explicit(&pool->loops[gen % 2].ranged, ranged, memory_order_relaxed);
   atomic_store_explicit(&pool->done_tasks, 0, memory_order_relaxed);
+  unsigned long long next = (unsigned long long)gen << 32;
+  if (ranged) {
+    const int64_t P = pool->n_threads;
+    for (int64_t t = 0; t < P; t++)
+      atomic_store_explicit(&pool->ranges[t].word,
+                            range_pack(gen, (uint32_t)(t * n_tasks / P), (uint32_t)((t + 1) * n_tasks / P)),
+                            memory_order_relaxed);
+    next |= 0x7fffffffu; /* nothing to claim from the shared counter */
+  }
   pthread_mutex_lock(&pool->mutex);
-  atomic_store_explicit(&pool->next, (unsigned long long)gen << 32, memory_order_release);
+  atomic_store_explicit(&pool->next, next, memory_order_release);
   pthread_cond_broadcast(&pool->wake);
   pthread_mutex_unlock(&pool->mutex);
   run_tasks(pool, gen, 0);
@@ -172,6 +252,15 @@ void hearth_pool_run(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_
     if (spins < CALLER_SPINS) cpu_relax();
     else sched_yield();
   }
+}
+
+void hearth_pool_run(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_tasks) {
+  pool_run(pool, fn, arg, n_tasks, 0);
+}
+
+void hearth_pool_run_ranged(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_tasks) {
+  if (n_tasks >= 1 << RANGE_TASK_BITS) pool_run(pool, fn, arg, n_tasks, 0);
+  else pool_run(pool, fn, arg, n_tasks, 1);
 }
 
 void hearth_pool_free(hearth_pool* pool) {
@@ -186,6 +275,7 @@ void hearth_pool_free(hearth_pool* pool) {
   }
   pthread_mutex_destroy(&pool->mutex);
   pthread_cond_destroy(&pool->wake);
+  free(pool->ranges);
   free(pool);
 }
 
@@ -210,9 +300,8 @@ static void pool_test_task(void* arg, int32_t task, int32_t thread) {
   atomic_fetch_add_explicit(&j->runs[task], 1, memory_order_relaxed);
 }
 
-/* Runs `loops` parallel loops of 1 to max_tasks tasks (pseudo-random from seed) on a pool of n_threads,
-   and checks each one on return:
-   every task ran exactly once, on a thread in range. Returns the number of loops that broke that (0),
+/* Runs `loops` parallel loops of 1 to max_tasks tasks (pseudo-random from seed; about half of them
+   ranged) on a pool of n_threads, and checks each one on return: every task ran exactly once, on a thread in range. Returns the number of loops that broke that (0),
    or -1 when the arguments are out of range or memory runs out. */
 HEARTH_API int32_t hearth_test_pool(int32_t n_threads, int32_t loops, int32_t max_tasks, uint32_t seed) {
   if (n_threads < 1 || n_threads > 256 || loops < 0 || max_tasks < 1 || max_tasks > 1 << 20) return -1;
@@ -229,7 +318,8 @@ HEARTH_API int32_t hearth_test_pool(int32_t n_threads, int32_t loops, int32_t ma
       const int32_t n = 1 + (int32_t)((s >> 8) % (uint32_t)max_tasks);
       for (int32_t t = 0; t < n; t++) atomic_store(&runs[t], 0);
       pool_test_job j = {.runs = runs, .threads = threads, .seed = s};
-      hearth_pool_run(pool, pool_test_task, &j, n);
+      if ((s >> 20) & 1) hearth_pool_run_ranged(pool, pool_test_task, &j, n); /* both kinds, interleaved */
+      else hearth_pool_run(pool, pool_test_task, &j, n);
       for (int32_t t = 0; t < n; t++) {
         const int th = atomic_load(&threads[t]);
         if (atomic_load(&runs[t]) != 1 || th < 0 || th >= n_threads) {

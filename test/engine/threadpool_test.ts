@@ -2,7 +2,9 @@
  * The native thread pool (kernels/cpu/threadpool.c) under stress: thousands of short parallel loops of
  * uneven tasks, with more threads than cores so that workers are descheduled mid-loop, wake up late and
  * find a newer loop (or none). After every loop each task
- * must have run exactly once, to its end, on a thread in range (hearth_test_pool checks on return).
+ * must have run exactly once, to its end, on a thread in range (hearth_test_pool checks on return). About
+ * half the loops are ranged (one range of tasks per thread, the others taking from its end), interleaved
+ * with loops of the shared counter.
  */
 import { assertEquals } from "../assert.ts";
 import { libraryFileName } from "../../build.ts";
