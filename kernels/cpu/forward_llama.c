@@ -129,13 +129,13 @@ static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_
     j.first_task[i + 1] = j.first_task[i] + (int32_t)((ws[i]->rows + per - 1) / per);
     j.n_targets = i + 1;
   }
-  /* Each thread streams one contiguous range of tasks (then helps with the ends of the others): with the
-     tasks dealt out in turn from one counter, every task began a new stream of the thread's and its claim
-     moved a cache line between cores. (Each task of a decode also prefetched the head of the task its
-     thread would likely take next; in a range that is the rows right after its own, which the stream reaches
-     anyway: without it, paired, Q8_0 x1.022 and x1.006, F16 x1.029, Q4_0 x1.040.) Paired in one process on 2 Zen 3 threads, one decode: Q8_0 x1.08 and
-     x1.09, Q4_0 x1.03, F16 x1.02, Q4_K x1.01; Q8_0 4 decodes x1.00, 16 decodes x1.04, a 512-token prefill
-     within the noise (x1.04, x0.95). */
+  /* Each thread streams one contiguous range of tasks, then helps at the ends of the others. Tasks dealt
+     out in turn from one counter began a new stream at every task and moved the counter's cache line
+     between cores at every claim. Paired in one process on 2 Zen 3 threads, one decode: Q8_0 x1.08 and
+     x1.09, Q4_0 x1.03, F16 x1.02, Q4_K x1.01; Q8_0 16 decodes x1.04, 4 decodes and a 512-token prefill
+     within the noise. (Each decode task also prefetched the head of the task its thread would take next;
+     in a range those are the rows right after its own, which the stream reaches anyway: without it Q8_0
+     x1.022 and x1.006, F16 x1.029, Q4_0 x1.040.) */
   hearth_pool_run_ranged(ctx->pool, matmul_task, &j, j.first_task[j.n_targets]);
 }
 

@@ -44,18 +44,19 @@
    yet claimed | one past the last. Its owner claims from the front, the others from the back. */
 #define RANGE_GEN_BITS 20
 #define RANGE_TASK_BITS 22
+#define RANGE_GEN_MASK ((1u << RANGE_GEN_BITS) - 1)
+#define RANGE_TASK_MASK ((1u << RANGE_TASK_BITS) - 1)
 typedef struct {
   _Alignas(64) atomic_ullong word;
 } range_slot;
 
 static unsigned long long range_pack(uint32_t gen, uint32_t front, uint32_t back) {
-  const unsigned long long mask = (1ull << RANGE_TASK_BITS) - 1;
-  return (unsigned long long)(gen & ((1u << RANGE_GEN_BITS) - 1)) << (2 * RANGE_TASK_BITS) |
-         (front & mask) << RANGE_TASK_BITS | (back & mask);
+  return (unsigned long long)(gen & RANGE_GEN_MASK) << (2 * RANGE_TASK_BITS) |
+         (unsigned long long)(front & RANGE_TASK_MASK) << RANGE_TASK_BITS | (back & RANGE_TASK_MASK);
 }
 static uint32_t range_gen(unsigned long long w) { return (uint32_t)(w >> (2 * RANGE_TASK_BITS)); }
-static uint32_t range_front(unsigned long long w) { return (uint32_t)(w >> RANGE_TASK_BITS) & ((1u << RANGE_TASK_BITS) - 1); }
-static uint32_t range_back(unsigned long long w) { return (uint32_t)w & ((1u << RANGE_TASK_BITS) - 1); }
+static uint32_t range_front(unsigned long long w) { return (uint32_t)(w >> RANGE_TASK_BITS) & RANGE_TASK_MASK; }
+static uint32_t range_back(unsigned long long w) { return (uint32_t)w & RANGE_TASK_MASK; }
 
 struct hearth_pool {
   int32_t n_threads;
@@ -90,7 +91,7 @@ static int32_t claim_in_range(hearth_pool* pool, int32_t r, uint32_t gen, int fr
   range_slot* slot = &pool->ranges[r];
   unsigned long long w = atomic_load_explicit(&slot->word, memory_order_acquire);
   for (;;) {
-    if (range_gen(w) != (gen & ((1u << RANGE_GEN_BITS) - 1))) return -1;
+    if (range_gen(w) != (gen & RANGE_GEN_MASK)) return -1;
     const uint32_t f = range_front(w), b = range_back(w);
     if (f >= b) return -1;
     const unsigned long long nw = from_front ? range_pack(gen, f + 1, b) : range_pack(gen, f, b - 1);
@@ -183,12 +184,11 @@ hearth_pool* hearth_pool_new(int32_t n_threads) {
   hearth_pool* pool = calloc(1, sizeof(hearth_pool));
   if (!pool) return NULL;
   pool->n_threads = n_threads;
-  pool->ranges = aligned_alloc(64, sizeof(range_slot) * (size_t)n_threads);
+  pool->ranges = hearth_alloc((size_t)n_threads, sizeof(range_slot)); /* zeroed: generation 0, empty */
   if (!pool->ranges) {
     free(pool);
     return NULL;
   }
-  for (int32_t i = 0; i < n_threads; i++) atomic_init(&pool->ranges[i].word, 0);
   pthread_mutex_init(&pool->mutex, NULL);
   pthread_cond_init(&pool->wake, NULL);
   atomic_init(&pool->next, 0);
@@ -259,8 +259,7 @@ void hearth_pool_run(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_
 }
 
 void hearth_pool_run_ranged(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_tasks) {
-  if (n_tasks >= 1 << RANGE_TASK_BITS) pool_run(pool, fn, arg, n_tasks, 0);
-  else pool_run(pool, fn, arg, n_tasks, 1);
+  pool_run(pool, fn, arg, n_tasks, (uint32_t)n_tasks <= RANGE_TASK_MASK); /* more tasks: the shared counter */
 }
 
 void hearth_pool_free(hearth_pool* pool) {
@@ -275,7 +274,7 @@ void hearth_pool_free(hearth_pool* pool) {
   }
   pthread_mutex_destroy(&pool->mutex);
   pthread_cond_destroy(&pool->wake);
-  free(pool->ranges);
+  hearth_free_aligned(pool->ranges);
   free(pool);
 }
 
@@ -301,8 +300,9 @@ static void pool_test_task(void* arg, int32_t task, int32_t thread) {
 }
 
 /* Runs `loops` parallel loops of 1 to max_tasks tasks (pseudo-random from seed; about half of them
-   ranged) on a pool of n_threads, and checks each one on return: every task ran exactly once, on a thread in range. Returns the number of loops that broke that (0),
-   or -1 when the arguments are out of range or memory runs out. */
+   ranged) on a pool of n_threads, and checks each one on return: every task ran exactly once, on a thread
+   in range. Returns the number of loops that broke that (0), or -1 when the arguments are out of range or
+   memory runs out. */
 HEARTH_API int32_t hearth_test_pool(int32_t n_threads, int32_t loops, int32_t max_tasks, uint32_t seed) {
   if (n_threads < 1 || n_threads > 256 || loops < 0 || max_tasks < 1 || max_tasks > 1 << 20) return -1;
   hearth_pool* pool = hearth_pool_new(n_threads);
