@@ -266,14 +266,24 @@ async function inProcess(local: Engine, k: number): Promise<number> {
   return meanGap(gaps);
 }
 /** The engine's own between-step time and step count (/metrics on the server, stats() in process). */
-async function serverStepCounters(serverUrl: string): Promise<{ between: number; steps: number }> {
+async function serverStepCounters(serverUrl: string): Promise<StepCounters> {
   const text = await (await fetch(`${serverUrl}/metrics`)).text();
   const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
-  return { between: value("hearth_between_steps_seconds_total"), steps: value("hearth_steps_total") };
+  return {
+    between: value("hearth_between_steps_seconds_total"),
+    turn: value("hearth_step_turn_seconds_total"),
+    steps: value("hearth_steps_total"),
+  };
 }
-function engineStepCounters(local: Engine): { between: number; steps: number } {
+function engineStepCounters(local: Engine): StepCounters {
   const s = local.stats();
-  return { between: s.betweenStepsSeconds, steps: s.steps };
+  return { between: s.betweenStepsSeconds, turn: s.turnSeconds, steps: s.steps };
+}
+/** Seconds between steps, seconds of the event loop's turns beside steps (both totals), and steps. */
+interface StepCounters {
+  between: number;
+  turn: number;
+  steps: number;
 }
 interface Overhead {
   httpMs: number;
@@ -284,7 +294,17 @@ interface Overhead {
    */
   serverBetweenMs: number;
   engineBetweenMs: number;
-  /** (server − in-process) between-step time ÷ in-process time per token. */
+  /**
+   * Ms per step of the event loop's turn beside a step begun on the JS thread (the step has one thread
+   * fewer meanwhile): the server's HTTP and SSE work of the last tokens runs there.
+   */
+  serverTurnMs: number;
+  engineTurnMs: number;
+  /**
+   * (server − in-process) between-step time, plus their turn time ÷ engine threads (what the turn takes
+   * from the step when the other threads go on at full speed; a memory-bound decode loses less), ÷
+   * in-process time per token.
+   */
   betweenOverhead: number;
   /** Median over the pairs of (server − in-process) / in-process time per token. */
   overhead: number;
@@ -297,11 +317,12 @@ interface Overhead {
 async function measureOverhead(
   target: { child: Deno.ChildProcess; url: string } = server,
   inProcessEngine: Engine = engine,
+  engineThreads = threads,
 ): Promise<Overhead> {
   const pid = target.child.pid;
   const http: number[] = [], local: number[] = [];
   let serverCpu = 0, clientCpu = 0, localCpu = 0;
-  const between = { http: { between: 0, steps: 0 }, local: { between: 0, steps: 0 } };
+  const between = { http: { between: 0, turn: 0, steps: 0 }, local: { between: 0, turn: 0, steps: 0 } };
   const counters = (side: "http" | "local") =>
     side === "http" ? serverStepCounters(target.url) : Promise.resolve(engineStepCounters(inProcessEngine));
   const timed = async (side: "http" | "local", k: number) => {
@@ -311,6 +332,7 @@ async function measureOverhead(
     const s1 = threadCpuSeconds(pid, pid), c1 = threadCpuSeconds(Deno.pid, Deno.pid);
     const b1 = await counters(side);
     between[side].between += b1.between - b0.between;
+    between[side].turn += b1.turn - b0.turn;
     between[side].steps += b1.steps - b0.steps;
     if (side === "http") serverCpu += s1 - s0, clientCpu += c1 - c0, http.push(ms);
     else localCpu += c1 - c0, local.push(ms);
@@ -325,12 +347,17 @@ async function measureOverhead(
   // Each request's steps: its prefill, then one decode step per further token; the gaps are between them.
   const serverBetweenMs = between.http.between * 1000 / (between.http.steps - OVERHEAD_PAIRS);
   const engineBetweenMs = between.local.between * 1000 / (between.local.steps - OVERHEAD_PAIRS);
+  const serverTurnMs = between.http.turn * 1000 / between.http.steps;
+  const engineTurnMs = between.local.turn * 1000 / between.local.steps;
   return {
     httpMs: percentile(http, 50),
     engineMs: percentile(local, 50),
     serverBetweenMs,
     engineBetweenMs,
-    betweenOverhead: (serverBetweenMs - engineBetweenMs) / percentile(local, 50),
+    serverTurnMs,
+    engineTurnMs,
+    betweenOverhead: (serverBetweenMs - engineBetweenMs + (serverTurnMs - engineTurnMs) / engineThreads) /
+      percentile(local, 50),
     overhead: percentile(ratios, 50),
     serverMainCpuMs: serverCpu * perToken,
     clientCpuMs: clientCpu * perToken,
@@ -402,7 +429,7 @@ if (spareThreads >= 1) {
   try {
     await inProcess(spareEngine, 99);
     await viaHttp(spareServer.url, 99);
-    spare = await measureOverhead(spareServer, spareEngine);
+    spare = await measureOverhead(spareServer, spareEngine, spareThreads);
   } finally {
     await spareEngine.close();
     await stopServer(spareServer);
@@ -447,9 +474,11 @@ const table = [
   } % (target < 2 %)`,
   `  between two steps (each engine's own count): server ${idle.serverBetweenMs.toFixed(3)} ms, in-process ${
     idle.engineBetweenMs.toFixed(3)
-  } ms: the server's HTTP + SSE + detokenizing add ${
+  } ms; the event loop's turn beside each step (its HTTP + SSE + detokenizing, while the step has one of ${threads} threads fewer): server ${
+    idle.serverTurnMs.toFixed(3)
+  } ms, in-process ${idle.engineTurnMs.toFixed(3)} ms: the server adds ${
     (idle.betweenOverhead * 100).toFixed(1)
-  } % to a token's time, without the client's CPU (target < 2 %)`,
+  } % to a token's time (the between-step difference + the turn difference ÷ ${threads}), without the client's CPU (target < 2 %)`,
   `  main-thread CPU per token: server ${idle.serverMainCpuMs.toFixed(3)} ms, in-process engine ${
     idle.engineMainCpuMs.toFixed(3)
   } ms: the server's HTTP + SSE + detokenizing take ${
@@ -459,19 +488,19 @@ const table = [
     afterLoad.engineMs.toFixed(2)
   } ms, paired ${(afterLoad.overhead * 100).toFixed(1)} %; between steps ${
     afterLoad.serverBetweenMs.toFixed(3)
-  } vs ${afterLoad.engineBetweenMs.toFixed(3)} ms (${
-    (afterLoad.betweenOverhead * 100).toFixed(1)
-  } %); main-thread CPU ${afterLoad.serverMainCpuMs.toFixed(3)} vs ${
-    afterLoad.engineMainCpuMs.toFixed(3)
-  } ms per token`,
+  } vs ${afterLoad.engineBetweenMs.toFixed(3)} ms, turn ${afterLoad.serverTurnMs.toFixed(3)} vs ${
+    afterLoad.engineTurnMs.toFixed(3)
+  } ms (${(afterLoad.betweenOverhead * 100).toFixed(1)} %); main-thread CPU ${
+    afterLoad.serverMainCpuMs.toFixed(3)
+  } vs ${afterLoad.engineMainCpuMs.toFixed(3)} ms per token`,
   spare
     ? `with a core to spare (engine threads ${spareThreads} on both sides): ${
       spare.httpMs.toFixed(2)
     } ms vs ${spare.engineMs.toFixed(2)} ms, paired ${(spare.overhead * 100).toFixed(1)} %; between steps ${
       spare.serverBetweenMs.toFixed(3)
-    } vs ${spare.engineBetweenMs.toFixed(3)} ms (${
-      (spare.betweenOverhead * 100).toFixed(1)
-    } %) (target < 2 %)`
+    } vs ${spare.engineBetweenMs.toFixed(3)} ms, turn ${spare.serverTurnMs.toFixed(3)} vs ${
+      spare.engineTurnMs.toFixed(3)
+    } ms (${(spare.betweenOverhead * 100).toFixed(1)} %) (target < 2 %)`
     : "with a core to spare: not measured (1 thread)",
   `aggregate at 16 clients vs 1: ${
     ((rows.find((r) => r.clients === 16)?.tokensPerSecond ?? NaN) / single).toFixed(2)

@@ -12,6 +12,7 @@
 
 void hearth_context_free(hearth_context* ctx) {
   if (!ctx) return;
+  if (ctx->async_step.pending) hearth_step_join(ctx); /* its workers must be done with the buffers */
   hearth_pool_free(ctx->pool);
   hearth_free_aligned(ctx->key_cache);
   hearth_free_aligned(ctx->value_cache);
@@ -170,4 +171,31 @@ int32_t hearth_step(hearth_context* ctx, const hearth_batch* b, char* err, size_
   if (rows != rows_buf) free(rows);
   free(seq_logits);
   return rc;
+}
+
+/* Worker 1's part of hearth_step_begin: the whole step, as the pool's caller. */
+static void async_step_job(void* arg) {
+  hearth_context* ctx = (hearth_context*)arg;
+  ctx->async_step.rc = hearth_step(ctx, ctx->async_step.batch, ctx->async_step.err, ctx->async_step.err_len);
+  atomic_store_explicit(&ctx->async_step.done, 1, memory_order_release);
+}
+
+int32_t hearth_step_begin(hearth_context* ctx, const hearth_batch* b, char* err, size_t err_len) {
+  if (!ctx || !b) return hearth_fail(err, err_len, HEARTH_E_INVALID, "step_begin: context or batch is NULL");
+  if (ctx->async_step.pending)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "step_begin: a step is already in flight on this context");
+  ctx->async_step.batch = b;
+  ctx->async_step.err = err;
+  ctx->async_step.err_len = err_len;
+  ctx->async_step.pending = 1;
+  atomic_store_explicit(&ctx->async_step.done, 0, memory_order_relaxed);
+  if (!hearth_pool_submit(ctx->pool, async_step_job, ctx)) async_step_job(ctx); /* one thread: here, now */
+  return HEARTH_OK;
+}
+
+int32_t hearth_step_join(hearth_context* ctx) {
+  if (!ctx || !ctx->async_step.pending) return HEARTH_E_INVALID;
+  hearth_pool_help(ctx->pool, &ctx->async_step.done);
+  ctx->async_step.pending = 0;
+  return ctx->async_step.rc;
 }

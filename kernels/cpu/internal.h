@@ -5,6 +5,7 @@
 #ifndef HEARTH_CPU_INTERNAL_H
 #define HEARTH_CPU_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -146,6 +147,14 @@ void hearth_pool_run(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_
 /* As hearth_pool_run, but tasks [0, n_tasks) are split into one contiguous range per thread (thread t the
    t-th): each thread runs its own range in order, then takes tasks from the ends of the others. */
 void hearth_pool_run_ranged(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_tasks);
+/* Hands fn(arg) to worker 1, which runs it as the pool's caller (thread 0 of the loops fn runs), and
+   returns at once; the submitting thread then takes worker 1's place in those loops with
+   hearth_pool_help. Returns 0 (nothing submitted) on a pool of one thread or while a job is pending.
+   One job at a time per pool, and nothing else may run loops on the pool until it is done. */
+typedef void (*hearth_job_fn)(void* arg);
+int hearth_pool_submit(hearth_pool* pool, hearth_job_fn fn, void* arg);
+/* Works as thread 1 in the loops of the submitted job until *done is set (the job sets it last). */
+void hearth_pool_help(hearth_pool* pool, const atomic_int* done);
 void hearth_pool_free(hearth_pool* pool);
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -222,6 +231,16 @@ struct hearth_context {
   void* act_q8_0;  /* (T, k_max) activations as Q8_0 blocks, for 32-element quantized weights */
   void* act_q8_k;  /* (T, k_max) activations as Q8_K blocks, for K-quant weights */
   hearth_sampler_scratch* samplers; /* (n_threads) */
+
+  /* A step begun with hearth_step_begin and not yet joined: its arguments, and its result once done. */
+  struct {
+    const hearth_batch* batch;
+    char* err;
+    size_t err_len;
+    int32_t rc;
+    int pending;
+    atomic_int done;
+  } async_step;
 };
 
 /* Bytes of one KV cache element: 2 for f16, 4 for float32. */

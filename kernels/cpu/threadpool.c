@@ -12,6 +12,12 @@
  * from their backs, so that the ranges' owners keep streaming in order while the others help at the ends.
  * A range is one word (generation, front, back) on a cache line of its own, claimed by compare-and-swap.
  *
+ * A job (hearth_pool_submit) is a whole sequence of loops run by worker 1 as their caller, while the
+ * thread that submitted it does other work and then joins those loops as thread 1 (hearth_pool_help):
+ * the engine's JS thread hands a decode step over this way, writes the last step's tokens to their
+ * clients while the step runs, then helps to finish it. No thread is added: while the JS thread is
+ * away, the step has one thread fewer, never one more than the cores it was given.
+ *
  * Workers wait for a new generation: they spin for a while (a decode step issues a parallel loop every
  * few microseconds, and between two steps the caller is away for tens of microseconds; waking a
  * sleeping thread costs more than that), then sleep on a condition variable.
@@ -74,6 +80,8 @@ struct hearth_pool {
   } loops[2];
   range_slot* ranges; /* (n_threads) each thread's range of a ranged loop */
   atomic_ullong next;    /* generation << 32 | next task to hand out */
+  _Atomic(hearth_job_fn) job_fn; /* a submitted job worker 1 has not taken yet, or NULL */
+  _Atomic(void*) job_arg;
   atomic_int done_tasks; /* tasks of the current generation finished */
   atomic_int stop;
 };
@@ -155,9 +163,10 @@ static void* worker_main(void* p) {
      hearth_pool_run that starts before this thread does, and then sleep through it. */
   uint32_t seen = 0;
   for (;;) {
-    uint32_t gen;
+    uint32_t gen = seen;
     uint64_t spin_start = 0;
     for (int spins = 0;; spins++) {
+      if (index == 1 && atomic_load_explicit(&pool->job_fn, memory_order_acquire)) break;
       gen = generation_of(atomic_load_explicit(&pool->next, memory_order_acquire));
       if (gen != seen || atomic_load_explicit(&pool->stop, memory_order_relaxed)) break;
       if (spins % 64 == 0) { /* the clock every 64 pauses: a few microseconds */
@@ -165,7 +174,8 @@ static void* worker_main(void* p) {
         if (!spin_start) spin_start = t;
         else if (t - spin_start > SPIN_NS) {
           pthread_mutex_lock(&pool->mutex);
-          while (generation_of(atomic_load(&pool->next)) == seen && !atomic_load(&pool->stop))
+          while (generation_of(atomic_load(&pool->next)) == seen && !atomic_load(&pool->stop) &&
+                 !(index == 1 && atomic_load(&pool->job_fn)))
             pthread_cond_wait(&pool->wake, &pool->mutex);
           pthread_mutex_unlock(&pool->mutex);
           continue;
@@ -174,6 +184,15 @@ static void* worker_main(void* p) {
       cpu_relax();
     }
     if (atomic_load(&pool->stop)) return NULL;
+    hearth_job_fn job = index == 1 ? atomic_load_explicit(&pool->job_fn, memory_order_acquire) : NULL;
+    if (job) {
+      /* Read before the slot is cleared: a new job is submitted only after this one is done. */
+      void* job_arg = atomic_load_explicit(&pool->job_arg, memory_order_relaxed);
+      atomic_store_explicit(&pool->job_fn, NULL, memory_order_relaxed);
+      job(job_arg); /* its loops' caller: thread 0 */
+      seen = generation_of(atomic_load_explicit(&pool->next, memory_order_acquire)); /* all done */
+      continue;
+    }
     seen = gen;
     run_tasks(pool, gen, index);
   }
@@ -262,6 +281,29 @@ void hearth_pool_run_ranged(hearth_pool* pool, hearth_task_fn fn, void* arg, int
   pool_run(pool, fn, arg, n_tasks, (uint32_t)n_tasks <= RANGE_TASK_MASK); /* more tasks: the shared counter */
 }
 
+int hearth_pool_submit(hearth_pool* pool, hearth_job_fn fn, void* arg) {
+  if (pool->n_threads < 2 || atomic_load_explicit(&pool->job_fn, memory_order_acquire)) return 0;
+  atomic_store_explicit(&pool->job_arg, arg, memory_order_relaxed);
+  pthread_mutex_lock(&pool->mutex);
+  atomic_store_explicit(&pool->job_fn, fn, memory_order_release);
+  pthread_cond_broadcast(&pool->wake);
+  pthread_mutex_unlock(&pool->mutex);
+  return 1;
+}
+
+void hearth_pool_help(hearth_pool* pool, const atomic_int* done) {
+  uint32_t seen = 0; /* the loop running now, if any, is joined at once */
+  while (!atomic_load_explicit(done, memory_order_acquire)) {
+    const uint32_t gen = generation_of(atomic_load_explicit(&pool->next, memory_order_acquire));
+    if (gen != seen && !atomic_load_explicit(&pool->job_fn, memory_order_acquire)) { /* the job has begun */
+      seen = gen;
+      run_tasks(pool, gen, 1);
+    } else {
+      cpu_relax();
+    }
+  }
+}
+
 void hearth_pool_free(hearth_pool* pool) {
   if (!pool) return;
   if (pool->threads) {
@@ -299,10 +341,45 @@ static void pool_test_task(void* arg, int32_t task, int32_t thread) {
   atomic_fetch_add_explicit(&j->runs[task], 1, memory_order_relaxed);
 }
 
+/* Runs one test loop of n tasks (ranged or not) and checks it: every task ran exactly once, on a thread in
+   range. Returns 1 when it broke that. */
+static int32_t pool_test_loop(hearth_pool* pool, atomic_int* runs, atomic_int* threads, int32_t n, uint32_t s) {
+  for (int32_t t = 0; t < n; t++) atomic_store(&runs[t], 0);
+  pool_test_job j = {.runs = runs, .threads = threads, .seed = s};
+  if ((s >> 20) & 1) hearth_pool_run_ranged(pool, pool_test_task, &j, n); /* both kinds, interleaved */
+  else hearth_pool_run(pool, pool_test_task, &j, n);
+  for (int32_t t = 0; t < n; t++) {
+    const int th = atomic_load(&threads[t]);
+    if (atomic_load(&runs[t]) != 1 || th < 0 || th >= pool->n_threads) return 1;
+  }
+  return 0;
+}
+
+/* A submitted job of a few loops (hearth_pool_submit), as a step begun with hearth_step_begin is. */
+typedef struct {
+  hearth_pool* pool;
+  atomic_int* runs;
+  atomic_int* threads;
+  int32_t max_tasks, loops, bad;
+  uint32_t seed;
+  atomic_int done;
+} pool_test_submitted;
+
+static void pool_test_submitted_job(void* arg) {
+  pool_test_submitted* j = (pool_test_submitted*)arg;
+  uint32_t s = j->seed;
+  for (int32_t l = 0; l < j->loops; l++) {
+    s = s * 1103515245u + 12345u;
+    j->bad += pool_test_loop(j->pool, j->runs, j->threads, 1 + (int32_t)((s >> 8) % (uint32_t)j->max_tasks), s);
+  }
+  atomic_store_explicit(&j->done, 1, memory_order_release);
+}
+
 /* Runs `loops` parallel loops of 1 to max_tasks tasks (pseudo-random from seed; about half of them
-   ranged) on a pool of n_threads, and checks each one on return: every task ran exactly once, on a thread
-   in range. Returns the number of loops that broke that (0), or -1 when the arguments are out of range or
-   memory runs out. */
+   ranged, and now and then a few of them as a submitted job that this thread helps with after a while) on
+   a pool of n_threads, and checks each one on return: every task ran exactly once, on a thread in range.
+   Returns the number of loops that broke that (0), or -1 when the arguments are out of range or memory
+   runs out. */
 HEARTH_API int32_t hearth_test_pool(int32_t n_threads, int32_t loops, int32_t max_tasks, uint32_t seed) {
   if (n_threads < 1 || n_threads > 256 || loops < 0 || max_tasks < 1 || max_tasks > 1 << 20) return -1;
   hearth_pool* pool = hearth_pool_new(n_threads);
@@ -315,18 +392,21 @@ HEARTH_API int32_t hearth_test_pool(int32_t n_threads, int32_t loops, int32_t ma
     uint32_t s = seed;
     for (int32_t l = 0; l < loops; l++) {
       s = s * 1103515245u + 12345u;
-      const int32_t n = 1 + (int32_t)((s >> 8) % (uint32_t)max_tasks);
-      for (int32_t t = 0; t < n; t++) atomic_store(&runs[t], 0);
-      pool_test_job j = {.runs = runs, .threads = threads, .seed = s};
-      if ((s >> 20) & 1) hearth_pool_run_ranged(pool, pool_test_task, &j, n); /* both kinds, interleaved */
-      else hearth_pool_run(pool, pool_test_task, &j, n);
-      for (int32_t t = 0; t < n; t++) {
-        const int th = atomic_load(&threads[t]);
-        if (atomic_load(&runs[t]) != 1 || th < 0 || th >= n_threads) {
-          bad++;
-          break;
+      if ((s >> 12) % 16 == 0) {
+        pool_test_submitted j = {.pool = pool, .runs = runs, .threads = threads, .max_tasks = max_tasks,
+                                 .loops = 3, .seed = s};
+        atomic_init(&j.done, 0);
+        if (hearth_pool_submit(pool, pool_test_submitted_job, &j)) {
+          for (volatile uint32_t i = 0; i < (s >> 16) % 20000; i++) { /* away for a while, as the JS thread is */
+          }
+          hearth_pool_help(pool, &j.done);
+        } else {
+          pool_test_submitted_job(&j); /* one thread: nobody to hand it to */
         }
+        bad += j.bad;
+        continue;
       }
+      bad += pool_test_loop(pool, runs, threads, 1 + (int32_t)((s >> 8) % (uint32_t)max_tasks), s);
     }
   }
   hearth_pool_free(pool);

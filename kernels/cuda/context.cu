@@ -399,3 +399,21 @@ extern "C" HEARTH_API int32_t hearth_step(hearth_context* ctx, const hearth_batc
   }
   return HEARTH_OK;
 }
+
+/* The two halves of hearth_step (hearth.h). On the device the step is already asynchronous to the host
+   in its own way, so begin runs it whole and join hands back its result. */
+extern "C" HEARTH_API int32_t hearth_step_begin(hearth_context* ctx, const hearth_batch* b, char* err,
+                                                size_t err_len) {
+  if (!ctx || !b) return hearth_fail(err, err_len, HEARTH_E_INVALID, "step_begin: context or batch is NULL");
+  if (ctx->async_pending)
+    return hearth_fail(err, err_len, HEARTH_E_INVALID, "step_begin: a step is already in flight on this context");
+  ctx->async_rc = hearth_step(ctx, b, err, err_len);
+  ctx->async_pending = 1;
+  return HEARTH_OK;
+}
+
+extern "C" HEARTH_API int32_t hearth_step_join(hearth_context* ctx) {
+  if (!ctx || !ctx->async_pending) return HEARTH_E_INVALID;
+  ctx->async_pending = 0;
+  return ctx->async_rc;
+}

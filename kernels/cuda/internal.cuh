@@ -229,6 +229,11 @@ struct hearth_context {
   int32_t graphs_on;
   hc_graph graphs[HC_GRAPH_SLOTS];
   int32_t n_graphs;
+
+  /* hearth_step_begin runs the step at once (the device works asynchronously on its own); the join
+     returns its result. */
+  int32_t async_rc;
+  int async_pending;
 };
 
 /* ---------------------------------------------------------------------------------------------------- */

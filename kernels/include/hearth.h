@@ -219,6 +219,13 @@ HEARTH_API hearth_context* hearth_context_new(hearth_model* m, const hearth_cont
 HEARTH_API uint64_t hearth_context_kv_bytes(const hearth_context* ctx);
 /* Runs one forward step; see hearth_batch. Safe to call from a worker thread; one step at a time per ctx. */
 HEARTH_API int32_t hearth_step(hearth_context* ctx, const hearth_batch* batch, char* err, size_t err_len);
+/* hearth_step in two halves, for a caller with other work to do meanwhile: begin hands the step to the
+   context's threads and returns at once (0, or an error when a step is already in flight); the batch, its
+   arrays and err must stay untouched until hearth_step_join, which works on the step with the caller's
+   thread until it is done and returns what hearth_step would have (the message in begin's err). On the
+   CPU the step runs on one thread fewer until the join: the caller's thread is one of opts.n_threads. */
+HEARTH_API int32_t hearth_step_begin(hearth_context* ctx, const hearth_batch* batch, char* err, size_t err_len);
+HEARTH_API int32_t hearth_step_join(hearth_context* ctx);
 HEARTH_API void hearth_context_free(hearth_context* ctx);
 
 #ifdef __cplusplus

@@ -151,6 +151,7 @@ export class Engine implements TextGenerator {
   /** Time in forward steps, and from one step's end to the next one's start while the loop ran on. */
   #stepMs = 0;
   #betweenStepsMs = 0;
+  #turnMs = 0;
 
   readonly #maxWaiting: number;
 
@@ -302,6 +303,7 @@ export class Engine implements TextGenerator {
       generatedTokens: this.#generated,
       stepSeconds: this.#stepMs / 1000,
       betweenStepsSeconds: this.#betweenStepsMs / 1000,
+      turnSeconds: this.#turnMs / 1000,
     };
   }
 
@@ -423,21 +425,10 @@ export class Engine implements TextGenerator {
   async #run(): Promise<void> {
     // #looping is cleared in the same synchronous turn as the loop's decision to stop, so no kick can
     // fall between the two (a .finally() on the promise would clear it a few microtasks later).
-    let synced = false;
     /** When the last step ended, while the loop has gone on to the next without waiting (else 0). */
     let stepEnd = 0;
     try {
       while (!this.#closed) {
-        // After a step on this thread (see step_placement.ts) the event loop gets its turn (I/O and
-        // timers: new requests, writes, disconnects) before the next is planned. setImmediate runs after
-        // the I/O poll; a resolved promise would not let it run, and a nested setTimeout(0) waits
-        // milliseconds. The blocks of sequences that just finished are freed first, as they finish.
-        if (synced) {
-          synced = false;
-          this.#scheduler.reap();
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          if (this.#closed) break;
-        }
         const plan = this.#scheduler.schedule();
         if (plan.length === 0) {
           if (!this.#scheduler.busy) return;
@@ -460,9 +451,23 @@ export class Engine implements TextGenerator {
         try {
           const t0 = performance.now();
           if (stepEnd) this.#betweenStepsMs += t0 - stepEnd;
-          synced = this.#placement.onJsThread(batch.nTokens); // the turn comes even if the step throws
-          if (synced) this.#ctx.stepSync(batch);
-          else await this.#ctx.step(batch);
+          if (this.#placement.onJsThread(batch.nTokens)) {
+            // A short step on this thread (see step_placement.ts), begun before the event loop's turn
+            // (I/O and timers: the last step's tokens go to their consumers, through HTTP and SSE in the
+            // server; new requests, disconnects) and joined after it, so that the turn's work runs beside
+            // the step instead of between two steps. setImmediate runs after the I/O poll; a resolved
+            // promise would not let it run, and a nested setTimeout(0) waits milliseconds.
+            this.#ctx.stepBegin(batch);
+            const away = performance.now();
+            try {
+              await new Promise<void>((resolve) => setImmediate(resolve));
+            } finally {
+              this.#turnMs += performance.now() - away;
+              this.#ctx.stepJoin();
+            }
+          } else {
+            await this.#ctx.step(batch);
+          }
           stepEnd = performance.now();
           this.#stepMs += stepEnd - t0;
           this.#placement.record(batch.nTokens, stepEnd - t0);

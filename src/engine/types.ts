@@ -127,10 +127,15 @@ export interface EngineStats {
   stepSeconds: number;
   /**
    * Seconds from the end of a step to the start of the next one, counted while the loop went straight
-   * on (not while it waited for work): scheduling, and, after a step on the JS thread, whatever else
-   * that thread did meanwhile (on a server: the HTTP and SSE work of the tokens just made).
+   * on (not while it waited for work): the compute threads are idle then (scheduling, building the batch).
    */
   betweenStepsSeconds: number;
+  /**
+   * Seconds the JS thread spent on the event loop's turn during steps it began and then joined
+   * (NativeContext.stepBegin): on a server, the HTTP and SSE work of the tokens just made, which runs
+   * beside the step while the step has one thread fewer. Part of stepSeconds.
+   */
+  turnSeconds: number;
 }
 
 /**

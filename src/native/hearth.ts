@@ -63,6 +63,9 @@ const SYMBOLS = {
     parameters: ["pointer", "buffer", "buffer", "usize"],
     result: "i32",
   },
+  // A step in two halves on the JS thread (NativeContext.stepBegin / stepJoin): the event loop turns between.
+  hearth_step_begin: { parameters: ["pointer", "buffer", "buffer", "usize"], result: "i32" },
+  hearth_step_join: { parameters: ["pointer"], result: "i32" },
   hearth_context_free: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -410,6 +413,8 @@ export interface ContextOptions {
 export class NativeContext {
   #ptr: Deno.PointerValue;
   #busy = false;
+  /** The batch of a step begun and not yet joined (kept alive: the native side reads its arrays). */
+  #inFlight: StepBatch | null = null;
   private constructor(ptr: Deno.PointerValue, readonly model: NativeModel, readonly options: ContextOptions) {
     this.#ptr = ptr;
   }
@@ -469,6 +474,35 @@ export class NativeContext {
     }
   }
 
+  /**
+   * Starts one forward step on the context's threads and returns at once, so that this thread can do
+   * other work (the engine lets the event loop turn) while it runs; {@link stepJoin} then helps finish it
+   * and returns when it is done. The batch must not change in between. On the CPU this thread is one of
+   * the step's threads: until the join, the step has one fewer (never more threads than it was given).
+   */
+  stepBegin(batch: StepBatch): void {
+    const ptr = this.#begin();
+    const err = batch.errorBuffer;
+    const rc = this.model.library.hearth_step_begin(ptr, batch.encode(), err, BigInt(err.length));
+    if (rc < 0) {
+      this.#busy = false;
+      throw new NativeError(errorText(err), rc);
+    }
+    this.#inFlight = batch;
+  }
+
+  /** Works on the step {@link stepBegin} started until it is done; throws its error, as stepSync would. */
+  stepJoin(): void {
+    const batch = this.#inFlight;
+    if (!batch || !this.#ptr) throw new Error("no step is in flight on this context");
+    this.#inFlight = null;
+    try {
+      this.#check(this.model.library.hearth_step_join(this.#ptr), batch.errorBuffer);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
   #begin(): Deno.PointerValue {
     if (!this.#ptr) throw new Error("context was freed");
     if (this.#busy) throw new Error("a step is already running on this context");
@@ -481,6 +515,7 @@ export class NativeContext {
   }
 
   free(): void {
+    if (this.#inFlight) this.stepJoin(); // its threads must be done with the batch first
     if (this.#busy) throw new Error("cannot free a context while a step runs");
     if (this.#ptr) this.model.library.hearth_context_free(this.#ptr);
     this.#ptr = null;

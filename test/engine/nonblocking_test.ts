@@ -149,6 +149,59 @@ Deno.test("stepSync: the same bits as a step off the event loop, which it blocks
   });
 });
 
+for (const threads of [1, 2, 3]) {
+  Deno.test(`stepBegin / stepJoin (${threads} threads): timers fire in between, the same bits as stepSync, errors at the join`, async () => {
+    await withContext("auto", threads, async (ctx) => {
+      const batch = new StepBatch(ctx.options, 16384);
+      const prompt = Array.from({ length: 300 }, (_, i) => (i * 7919) % 16384);
+      const fill = () => {
+        batch.clear(LogitsMode.last);
+        batch.addSequence(prompt, 0, ALL_BLOCKS, sequenceSampling({ seed: 5n }));
+      };
+      fill();
+      ctx.stepSync(batch);
+      const want = { logits: Array.from(batch.logitsRow(0)), token: batch.outTokens[0] };
+      fill();
+      ctx.stepBegin(batch);
+      let again = "";
+      try {
+        ctx.stepBegin(batch); // one step at a time per context
+      } catch (e) {
+        again = (e as Error).message;
+      }
+      assert(/already running/.test(again), `a second stepBegin: "${again}"`);
+      let ticks = 0;
+      await new Promise<void>((resolve) => setTimeout(() => (ticks++, resolve()), 2));
+      ctx.stepJoin();
+      assert(ticks === 1, "the timer did not fire between stepBegin and stepJoin");
+      assert(
+        batch.logitsRow(0).every((v, i) => Object.is(v, want.logits[i])),
+        "begin/join changed the logits",
+      );
+      assert(batch.outTokens[0] === want.token, "begin/join sampled another token");
+      let joinAgain = "";
+      try {
+        ctx.stepJoin();
+      } catch (e) {
+        joinAgain = (e as Error).message;
+      }
+      assert(/no step is in flight/.test(joinAgain), `a second stepJoin: "${joinAgain}"`);
+      batch.clear(LogitsMode.none);
+      batch.addSequence([1, 2], 600, [0], null); // past the 32 blocks of 16 a sequence may have
+      ctx.stepBegin(batch); // the batch is checked on the context's threads: the error comes at the join
+      let message = "";
+      try {
+        ctx.stepJoin();
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      assert(/block table/.test(message), `expected the batch error, got "${message}"`);
+      fill();
+      ctx.stepBegin(batch); // left in flight: free (withContext) joins it before it frees the buffers
+    });
+  });
+}
+
 Deno.test("the engine lets the event loop turn between decode steps it runs on the JS thread", async () => {
   const dir = await randomModel();
   const engine = await Engine.load(dir, { threads: 2, maxModelLen: 256 });

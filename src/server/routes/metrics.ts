@@ -58,9 +58,15 @@ export function metrics(c: Context<AppEnv>, deps: AppDeps, lifecycle: Lifecycle)
       ["hearth_step_seconds_total", "seconds in forward steps", "counter", s.stepSeconds],
       [
         "hearth_between_steps_seconds_total",
-        "seconds from one forward step's end to the next one's start while busy (scheduling, HTTP work)",
+        "seconds from one forward step's end to the next one's start while busy (scheduling)",
         "counter",
         s.betweenStepsSeconds,
+      ],
+      [
+        "hearth_step_turn_seconds_total",
+        "seconds of steps run with one thread fewer while the event loop turned (HTTP and SSE work)",
+        "counter",
+        s.turnSeconds,
       ],
     );
   }
