@@ -100,6 +100,9 @@ typedef struct {
   void (*silu_mul)(float* gate, const float* up, int64_t n);
   /* w[i] = exp((w[i] - shift) * scale); returns the sum of the new w (the sampler's softmax weights) */
   double (*exp_sum)(float* w, int64_t n, float shift, float scale);
+  /* The first i in [0, n) with the largest w[i], as `best = 0; if (w[i] > w[best]) best = i` finds it
+     (a NaN never wins, so w[0] NaN gives 0): the greedy pick over a vocabulary of logits. n >= 1. */
+  int32_t (*argmax)(const float* w, int32_t n);
   /* One chunk of blocked ("flash") attention with an online softmax. nq query rows q (nq, hd) meet
      nk <= HEARTH_ATT_KC keys k[j] and values v[j] (hd elements each, finite: float32, or IEEE f16 when
      kv_f16 is set, as the KV cache holds them); row r sees only keys j in

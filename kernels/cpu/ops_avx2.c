@@ -74,6 +74,7 @@ static inline void transpose8(__m256 r[8]) {
 #define VSET1(x) _mm256_set1_ps(x)
 #define TILE_T 2
 #define VMAX(a, b) _mm256_max_ps(a, b)
+#define VEQ_MASK(a, b) ((uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ)))
 #define VSUB(a, b) _mm256_sub_ps(a, b)
 #define VMUL(a, b) _mm256_mul_ps(a, b)
 #define VADD(a, b) _mm256_add_ps(a, b)

@@ -66,6 +66,7 @@ static inline void transpose16(__m512 r[16]) {
 #define VSET1(x) _mm512_set1_ps(x)
 #define TILE_T 4
 #define VMAX(a, b) _mm512_max_ps(a, b)
+#define VEQ_MASK(a, b) ((uint32_t)_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ))
 #define VSUB(a, b) _mm512_sub_ps(a, b)
 #define VMUL(a, b) _mm512_mul_ps(a, b)
 #define VADD(a, b) _mm512_add_ps(a, b)

@@ -83,6 +83,13 @@ static void silu_mul_c(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+static int32_t argmax_c(const float* w, int32_t n) {
+  int32_t best = 0;
+  for (int32_t i = 1; i < n; i++)
+    if (w[i] > w[best]) best = i;
+  return best;
+}
+
 static double exp_sum_c(float* w, int64_t n, float shift, float scale) {
   double total = 0;
   for (int64_t i = 0; i < n; i++) total += w[i] = expf((w[i] - shift) * scale);
@@ -138,5 +145,6 @@ const hearth_cpu_ops hearth_ops_c = {
     .to_f16 = to_f16_c,
     .silu_mul = silu_mul_c,
     .exp_sum = exp_sum_c,
+    .argmax = argmax_c,
     .attend_chunk = attend_chunk_c,
 };

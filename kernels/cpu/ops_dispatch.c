@@ -62,6 +62,13 @@ HEARTH_API int32_t hearth_test_to_f16(int32_t isa, uint16_t* dst, const float* s
   return 0;
 }
 
+/* argmax of table isa over w (n); -1 when the table is absent or n < 1. */
+HEARTH_API int32_t hearth_test_argmax(int32_t isa, const float* w, int32_t n) {
+  const hearth_cpu_ops* t = table_at(isa);
+  if (!t || n < 1) return -1;
+  return t->argmax(w, n);
+}
+
 /* attend_chunk of table isa over keys and values given as (nk, hd) arrays of kv_dtype (HEARTH_DTYPE_F32
    or HEARTH_DTYPE_F16, as a KV cache holds them); -1 when the table is absent or the sizes or the type
    are out of range. */

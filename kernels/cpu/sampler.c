@@ -147,17 +147,10 @@ static void process_logits(float* w, int32_t vocab, const hearth_sampling* s, co
   }
 }
 
-static int32_t argmax(const float* w, int32_t vocab) {
-  int32_t best = 0;
-  for (int32_t i = 1; i < vocab; i++)
-    if (w[i] > w[best]) best = i;
-  return best;
-}
-
 /* Draws from softmax(w / temperature) restricted by top-k, top-p and min-p. */
 static int32_t draw(float* w, int32_t vocab, const hearth_sampling* s, uint64_t position, hearth_sampler_scratch* sc,
                     const hearth_cpu_ops* ops) {
-  const int32_t best = argmax(w, vocab);
+  const int32_t best = ops->argmax(w, vocab);
   if (w[best] == -INFINITY) return best; /* everything banned: nothing sensible to draw */
   const float inv_t = 1.0f / s->temperature, mx = w[best];
   /* Unnormalised probabilities; the best token has probability weight 1 (exp(0) is exactly 1 everywhere). */
@@ -247,11 +240,11 @@ static void sample_task(void* arg, int32_t seq, int32_t thread) {
   const logit_processors processors = processors_of(s, b);
   int32_t token;
   if (s->temperature <= 0 && !any_processor(&processors)) {
-    token = argmax(raw, vocab); /* greedy on the raw logits: nothing to copy them for */
+    token = j->ctx->ops->argmax(raw, vocab); /* greedy on the raw logits: nothing to copy them for */
   } else {
     memcpy(sc->work, raw, sizeof(float) * (size_t)vocab);
     process_logits(sc->work, vocab, s, b, &processors, sc);
-    token = s->temperature <= 0 ? argmax(sc->work, vocab) : draw(sc->work, vocab, s, position, sc, j->ctx->ops);
+    token = s->temperature <= 0 ? j->ctx->ops->argmax(sc->work, vocab) : draw(sc->work, vocab, s, position, sc, j->ctx->ops);
   }
   b->out_tokens[seq] = token;
   if (s->want_logprob || (s->n_top_logprobs > 0 && b->out_top_ids && b->out_top_logprobs))

@@ -605,6 +605,9 @@ export class StepBatch {
   #stopIds: Int32Array<ArrayBuffer> = new Int32Array(64);
   #nStop = 0;
   #struct = new DataView(new ArrayBuffer(BATCH_BYTES));
+  readonly #structBytes = new Uint8Array(this.#struct.buffer);
+  /** The array whose pointer each pointer slot of #struct holds (null: 0 is written there). */
+  readonly #encoded: (ArrayBufferView | null | undefined)[] = new Array(15).fill(undefined);
 
   constructor(readonly options: ContextOptions, readonly vocabSize: number) {
     this.tokens = new Int32Array(options.maxBatchTokens);
@@ -721,7 +724,7 @@ export class StepBatch {
       const need = rows * this.vocabSize;
       if (!this.outLogits || this.outLogits.length < need) this.outLogits = new Float32Array(need);
     }
-    const pointers = [
+    const pointers: (ArrayBufferView | null)[] = [
       this.tokens,
       this.positions,
       this.seqStart,
@@ -737,9 +740,17 @@ export class StepBatch {
       this.outTopIds,
       this.outTopLogprobs,
     ];
-    pointers.forEach((a, i) => v.setBigUint64(24 + i * 8, ptr(a), true));
-    v.setBigUint64(136, this.logitsMode !== LogitsMode.none ? ptr(this.outLogits!) : 0n, true);
-    return new Uint8Array(v.buffer);
+    pointers.push(this.logitsMode !== LogitsMode.none ? this.outLogits! : null);
+    // A pointer is looked up only when its array is new (a grown one, the logits'): each lookup is a call
+    // into Deno and a BigInt, and the 15 of them took ~55 us of every decode step's JS on the 2-core VM
+    // (an array's memory does not move while it lives).
+    for (let i = 0; i < pointers.length; i++) {
+      const a = pointers[i];
+      if (this.#encoded[i] === a) continue;
+      v.setBigUint64(24 + i * 8, a ? ptr(a) : 0n, true);
+      this.#encoded[i] = a;
+    }
+    return this.#structBytes;
   }
 
   /** Logits row `row` of the last step (a view; copy it to keep it). */
