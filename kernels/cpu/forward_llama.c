@@ -57,17 +57,41 @@ static int slice_of(const matmul_job* j, int32_t task, task_slice* s) {
   return 1;
 }
 
+/* Rows [s->r0, s->r0 + s->n) of target s->i, from s->bytes. */
+static void matmul_slice(const matmul_job* j, const task_slice* s) {
+  const hearth_weight* w = j->w[s->i];
+  float* y = j->y[s->i] + s->r0;
+  if (w->packed) hearth_quant_matmul_packed(y, w->rows, s->bytes, w->dtype, j->x_act[s->i], j->T, s->n, j->k);
+  else if (j->x_act[s->i]) hearth_quant_matmul(y, w->rows, s->bytes, w->dtype, j->x_act[s->i], j->T, s->n, j->k);
+  else if (j->T == 1) j->ops->matvec(y, s->bytes, w->dtype, j->x, s->n, j->k);
+  else j->ops->matmul(y, w->rows, s->bytes, w->dtype, j->x, j->T, s->n, j->k);
+}
+
 static void matmul_task(void* arg, int32_t task, int32_t thread) {
   (void)thread;
   const matmul_job* j = (const matmul_job*)arg;
   task_slice s;
   if (!slice_of(j, task, &s)) return; /* never: the loop has exactly first_task[n_targets] tasks */
-  const hearth_weight* w = j->w[s.i];
-  float* y = j->y[s.i] + s.r0;
-  if (w->packed) hearth_quant_matmul_packed(y, w->rows, s.bytes, w->dtype, j->x_act[s.i], j->T, s.n, j->k);
-  else if (j->x_act[s.i]) hearth_quant_matmul(y, w->rows, s.bytes, w->dtype, j->x_act[s.i], j->T, s.n, j->k);
-  else if (j->T == 1) j->ops->matvec(y, s.bytes, w->dtype, j->x, s.n, j->k);
-  else j->ops->matmul(y, w->rows, s.bytes, w->dtype, j->x, j->T, s.n, j->k);
+  matmul_slice(j, &s);
+}
+
+/* The gate and up products of one row range, then hb = silu(gate) * up on it: SwiGLU in the task that
+   made its inputs, while they are in this core's cache, instead of a pass of its own over (T, F) after
+   the loop (the same ops on the same values, so the same bits). Tasks cover the gate's rows; target 1
+   (up) has the same rows and row split. */
+static void gate_up_task(void* arg, int32_t task, int32_t thread) {
+  (void)thread;
+  const matmul_job* j = (const matmul_job*)arg;
+  task_slice gate, up;
+  if (!slice_of(j, task, &gate)) return;
+  up = gate;
+  up.i = 1;
+  up.bytes = (const uint8_t*)(j->w[1]->packed ? j->w[1]->packed : j->w[1]->data) + (size_t)up.r0 * row_bytes(j->w[1]);
+  matmul_slice(j, &gate);
+  matmul_slice(j, &up);
+  const int64_t F = j->w[0]->rows;
+  for (int64_t t = 0; t < j->T; t++)
+    j->ops->silu_mul(j->y[0] + t * F + gate.r0, j->y[1] + t * F + gate.r0, gate.n);
 }
 
 typedef struct {
@@ -100,8 +124,8 @@ static void quant_act(hearth_context* ctx, int32_t w_dtype, const float* x, int6
 
 /* y_i = x @ w_i^T for each of the n weights given (the others NULL). Quantized weights take x quantized
    once per activation format (Q8_0 blocks for the 32-element types, Q8_K for the K-quants). */
-static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_weight* w0, float* y0,
-                   const hearth_weight* w1, float* y1, const hearth_weight* w2, float* y2) {
+static void matmul_run(hearth_context* ctx, const float* x, int64_t T, const hearth_weight* w0, float* y0,
+                       const hearth_weight* w1, float* y1, const hearth_weight* w2, float* y2, int swiglu) {
   matmul_job j = {.ops = ctx->ops, .x = x, .T = T, .k = w0->cols};
   const hearth_weight* ws[3] = {w0, w1, w2};
   float* ys[3] = {y0, y1, y2};
@@ -136,7 +160,26 @@ static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_
      within the noise. (Each decode task also prefetched the head of the task its thread would take next;
      in a range those are the rows right after its own, which the stream reaches anyway: without it Q8_0
      x1.022 and x1.006, F16 x1.029, Q4_0 x1.040.) */
-  hearth_pool_run_ranged(ctx->pool, matmul_task, &j, j.first_task[j.n_targets]);
+  if (swiglu) hearth_pool_run_ranged(ctx->pool, gate_up_task, &j, j.first_task[1]);
+  else hearth_pool_run_ranged(ctx->pool, matmul_task, &j, j.first_task[j.n_targets]);
+}
+
+static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_weight* w0, float* y0,
+                   const hearth_weight* w1, float* y1, const hearth_weight* w2, float* y2) {
+  matmul_run(ctx, x, T, w0, y0, w1, y1, w2, y2, 0);
+}
+
+/* gate (T, F) = silu(x @ gate^T) * (x @ up^T), up (T, F) = x @ up^T: both products and SwiGLU in one loop
+   when the two weights split alike (the same rows, dtype and packing: they always are in the Llama
+   family's checkpoints); else the products, then SwiGLU per token. */
+static void matmul_swiglu(hearth_context* ctx, const float* x, int64_t T, const hearth_weight* gate, float* y_gate,
+                          const hearth_weight* up, float* y_up) {
+  if (gate->rows == up->rows && gate->dtype == up->dtype && !gate->packed == !up->packed) {
+    matmul_run(ctx, x, T, gate, y_gate, up, y_up, NULL, NULL, 1);
+    return;
+  }
+  matmul(ctx, x, T, gate, y_gate, up, y_up, NULL, NULL);
+  for (int64_t t = 0; t < T; t++) ctx->ops->silu_mul(y_gate + t * gate->rows, y_up + t * gate->rows, gate->rows);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -427,14 +470,6 @@ static void attention_merge_task(void* arg, int32_t task, int32_t thread) {
   finish_row(ctx->att_out + ((size_t)t * H + h) * hd, tot, L, hd);
 }
 
-/* hb = silu(gate) * up, for one token. */
-static void swiglu_task(void* arg, int32_t t, int32_t thread) {
-  (void)thread;
-  norm_job* j = (norm_job*)arg;
-  const int32_t F = j->ctx->model->cfg.hidden_dim;
-  j->ctx->ops->silu_mul(j->ctx->hb + (size_t)t * F, j->ctx->hb2 + (size_t)t * F, F);
-}
-
 /* ---------------------------------------------------------------------------------------------------- */
 
 int32_t hearth_forward_llama(hearth_context* ctx, const hearth_batch* b, float* logits_out,
@@ -490,8 +525,7 @@ int32_t hearth_forward_llama(hearth_context* ctx, const hearth_batch* b, float* 
     hearth_pool_run(ctx->pool, add_norm_task, &job, T);
 
     /* hb (T, F) = silu(xb @ w_gate^T) * (xb @ w_up^T); xb (T, D) = hb @ w_down^T */
-    matmul(ctx, ctx->xb, T, &L->w_gate, ctx->hb, &L->w_up, ctx->hb2, NULL, NULL);
-    hearth_pool_run(ctx->pool, swiglu_task, &job, T);
+    matmul_swiglu(ctx, ctx->xb, T, &L->w_gate, ctx->hb, &L->w_up, ctx->hb2);
     matmul(ctx, ctx->hb, T, &L->w_down, ctx->xb, NULL, NULL, NULL, NULL);
   }
 
