@@ -293,13 +293,16 @@ int hearth_pool_submit(hearth_pool* pool, hearth_job_fn fn, void* arg) {
 
 void hearth_pool_help(hearth_pool* pool, const atomic_int* done) {
   uint32_t seen = 0; /* the loop running now, if any, is joined at once */
-  while (!atomic_load_explicit(done, memory_order_acquire)) {
+  for (int spins = 0; !atomic_load_explicit(done, memory_order_acquire);) {
     const uint32_t gen = generation_of(atomic_load_explicit(&pool->next, memory_order_acquire));
     if (gen != seen && !atomic_load_explicit(&pool->job_fn, memory_order_acquire)) { /* the job has begun */
       seen = gen;
       run_tasks(pool, gen, 1);
-    } else {
+      spins = 0;
+    } else if (++spins < CALLER_SPINS) {
       cpu_relax();
+    } else {
+      sched_yield(); /* no new loop for a while: on a busy machine worker 1 may be waiting for this core */
     }
   }
 }
