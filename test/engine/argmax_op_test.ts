@@ -6,7 +6,7 @@
  */
 import { assertEquals } from "../assert.ts";
 import { libraryFileName } from "../../build.ts";
-import { ROOT } from "./fixtures.ts";
+import { ROOT, xorshift } from "./fixtures.ts";
 
 const lib = Deno.dlopen(
   Deno.env.get("HEARTH_LIB") ?? `${ROOT}lib/${libraryFileName()}`,
@@ -27,22 +27,10 @@ function reference(w: Float32Array): number {
   return best;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
 /** Arrays that probe the edge cases, each with a name for the failure message. */
 function cases(): [string, Float32Array][] {
   const out: [string, Float32Array][] = [];
-  const r = rng(7);
+  const r = xorshift(7);
   for (const n of [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 1000, 49152]) {
     const base = () => Float32Array.from({ length: n }, () => Math.round((r() * 2 - 1) * 1000) / 100);
     out.push([`random n=${n}`, base()]);

@@ -9,7 +9,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { libraryFileName } from "../../build.ts";
-import { ROOT } from "./fixtures.ts";
+import { ROOT, xorshift } from "./fixtures.ts";
 import { f16Bits } from "../../src/model/gguf_write.ts";
 import { f16ToNumber } from "../../src/native/quant_testing.ts";
 
@@ -45,17 +45,10 @@ const ISAS: [number, string][] = [0, 1, 2].flatMap((i) => {
   return p === null ? [] : [[i, Deno.UnsafePointerView.getCString(p)] as [number, string]];
 });
 
-/** A small deterministic generator (xorshift), values in [-1, 1). */
+/** A small deterministic generator, values in [-1, 1). */
 function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 31 - 1;
-  };
+  const u = xorshift(seed);
+  return () => 2 * u() - 1;
 }
 
 interface Chunk {

@@ -9,6 +9,19 @@ import { type KvCacheDType, NativeContext, NativeModel } from "../../src/native/
 import type { WeightDType } from "../../src/model/description.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** A small deterministic generator (xorshift32) of values in [0, 1), for tests' random inputs. */
+export function xorshift(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 2 ** 32;
+  };
+}
 export const FIXTURES = `${ROOT}test/fixtures`;
 
 /** A fixture's golden file (test/fixtures/golden/<name>.json), the fields tests read. */
