@@ -177,7 +177,6 @@ int32_t hearth_step(hearth_context* ctx, const hearth_batch* b, char* err, size_
 static void async_step_job(void* arg) {
   hearth_context* ctx = (hearth_context*)arg;
   ctx->async_step.rc = hearth_step(ctx, ctx->async_step.batch, ctx->async_step.err, ctx->async_step.err_len);
-  atomic_store_explicit(&ctx->async_step.done, 1, memory_order_release);
 }
 
 int32_t hearth_step_begin(hearth_context* ctx, const hearth_batch* b, char* err, size_t err_len) {
@@ -188,14 +187,13 @@ int32_t hearth_step_begin(hearth_context* ctx, const hearth_batch* b, char* err,
   ctx->async_step.err = err;
   ctx->async_step.err_len = err_len;
   ctx->async_step.pending = 1;
-  atomic_store_explicit(&ctx->async_step.done, 0, memory_order_relaxed);
   if (!hearth_pool_submit(ctx->pool, async_step_job, ctx)) async_step_job(ctx); /* one thread: here, now */
   return HEARTH_OK;
 }
 
 int32_t hearth_step_join(hearth_context* ctx) {
   if (!ctx || !ctx->async_step.pending) return HEARTH_E_INVALID;
-  hearth_pool_help(ctx->pool, &ctx->async_step.done);
+  hearth_pool_help(ctx->pool); /* returns at once when the step ran inline (one thread) */
   ctx->async_step.pending = 0;
   return ctx->async_step.rc;
 }

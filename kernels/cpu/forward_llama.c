@@ -123,7 +123,9 @@ static void quant_act(hearth_context* ctx, int32_t w_dtype, const float* x, int6
 }
 
 /* y_i = x @ w_i^T for each of the n weights given (the others NULL). Quantized weights take x quantized
-   once per activation format (Q8_0 blocks for the 32-element types, Q8_K for the K-quants). */
+   once per activation format (Q8_0 blocks for the 32-element types, Q8_K for the K-quants). swiglu: w0 and
+   w1 are the gate and up weights (both (F, D), as the model's description checks, so they split alike), and
+   y0 becomes silu(y0) * y1 in the tasks that make them (gate_up_task). */
 static void matmul_run(hearth_context* ctx, const float* x, int64_t T, const hearth_weight* w0, float* y0,
                        const hearth_weight* w1, float* y1, const hearth_weight* w2, float* y2, int swiglu) {
   matmul_job j = {.ops = ctx->ops, .x = x, .T = T, .k = w0->cols};
@@ -167,19 +169,6 @@ static void matmul_run(hearth_context* ctx, const float* x, int64_t T, const hea
 static void matmul(hearth_context* ctx, const float* x, int64_t T, const hearth_weight* w0, float* y0,
                    const hearth_weight* w1, float* y1, const hearth_weight* w2, float* y2) {
   matmul_run(ctx, x, T, w0, y0, w1, y1, w2, y2, 0);
-}
-
-/* gate (T, F) = silu(x @ gate^T) * (x @ up^T), up (T, F) = x @ up^T: both products and SwiGLU in one loop
-   when the two weights split alike (the same rows, dtype and packing: they always are in the Llama
-   family's checkpoints); else the products, then SwiGLU per token. */
-static void matmul_swiglu(hearth_context* ctx, const float* x, int64_t T, const hearth_weight* gate, float* y_gate,
-                          const hearth_weight* up, float* y_up) {
-  if (gate->rows == up->rows && gate->dtype == up->dtype && !gate->packed == !up->packed) {
-    matmul_run(ctx, x, T, gate, y_gate, up, y_up, NULL, NULL, 1);
-    return;
-  }
-  matmul(ctx, x, T, gate, y_gate, up, y_up, NULL, NULL);
-  for (int64_t t = 0; t < T; t++) ctx->ops->silu_mul(y_gate + t * gate->rows, y_up + t * gate->rows, gate->rows);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -525,7 +514,7 @@ int32_t hearth_forward_llama(hearth_context* ctx, const hearth_batch* b, float* 
     hearth_pool_run(ctx->pool, add_norm_task, &job, T);
 
     /* hb (T, F) = silu(xb @ w_gate^T) * (xb @ w_up^T); xb (T, D) = hb @ w_down^T */
-    matmul_swiglu(ctx, ctx->xb, T, &L->w_gate, ctx->hb, &L->w_up, ctx->hb2);
+    matmul_run(ctx, ctx->xb, T, &L->w_gate, ctx->hb, &L->w_up, ctx->hb2, NULL, NULL, 1); /* SwiGLU in its tasks */
     matmul(ctx, ctx->hb, T, &L->w_down, ctx->xb, NULL, NULL, NULL, NULL);
   }
 

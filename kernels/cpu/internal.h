@@ -5,7 +5,6 @@
 #ifndef HEARTH_CPU_INTERNAL_H
 #define HEARTH_CPU_INTERNAL_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -152,12 +151,13 @@ void hearth_pool_run(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_
 void hearth_pool_run_ranged(hearth_pool* pool, hearth_task_fn fn, void* arg, int32_t n_tasks);
 /* Hands fn(arg) to worker 1, which runs it as the pool's caller (thread 0 of the loops fn runs), and
    returns at once; the submitting thread then takes worker 1's place in those loops with
-   hearth_pool_help. Returns 0 (nothing submitted) on a pool of one thread or while a job is pending.
-   One job at a time per pool, and nothing else may run loops on the pool until it is done. */
+   hearth_pool_help. Returns 0 (nothing submitted) on a pool of one thread. One job at a time per pool,
+   and nothing else may run loops on the pool until hearth_pool_help has returned. */
 typedef void (*hearth_job_fn)(void* arg);
 int hearth_pool_submit(hearth_pool* pool, hearth_job_fn fn, void* arg);
-/* Works as thread 1 in the loops of the submitted job until *done is set (the job sets it last). */
-void hearth_pool_help(hearth_pool* pool, const atomic_int* done);
+/* Works as thread 1 in the loops of the submitted job until the job has returned (what it wrote is then
+   visible to this thread). */
+void hearth_pool_help(hearth_pool* pool);
 void hearth_pool_free(hearth_pool* pool);
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -242,7 +242,6 @@ struct hearth_context {
     size_t err_len;
     int32_t rc;
     int pending;
-    atomic_int done;
   } async_step;
 };
 

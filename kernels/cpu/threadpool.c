@@ -82,6 +82,7 @@ struct hearth_pool {
   atomic_ullong next;    /* generation << 32 | next task to hand out */
   _Atomic(hearth_job_fn) job_fn; /* a submitted job worker 1 has not taken yet, or NULL */
   _Atomic(void*) job_arg;
+  atomic_int job_running; /* from hearth_pool_submit until the job has returned */
   atomic_int done_tasks; /* tasks of the current generation finished */
   atomic_int stop;
 };
@@ -191,6 +192,7 @@ static void* worker_main(void* p) {
       atomic_store_explicit(&pool->job_fn, NULL, memory_order_relaxed);
       job(job_arg); /* its loops' caller: thread 0 */
       seen = generation_of(atomic_load_explicit(&pool->next, memory_order_acquire)); /* all done */
+      atomic_store_explicit(&pool->job_running, 0, memory_order_release); /* after what the job wrote */
       continue;
     }
     seen = gen;
@@ -213,6 +215,7 @@ hearth_pool* hearth_pool_new(int32_t n_threads) {
   atomic_init(&pool->next, 0);
   atomic_init(&pool->done_tasks, 0);
   atomic_init(&pool->stop, 0);
+  atomic_init(&pool->job_running, 0);
   if (n_threads > 1) {
     pool->threads = calloc((size_t)n_threads - 1, sizeof(pthread_t));
     if (!pool->threads) {
@@ -282,7 +285,8 @@ void hearth_pool_run_ranged(hearth_pool* pool, hearth_task_fn fn, void* arg, int
 }
 
 int hearth_pool_submit(hearth_pool* pool, hearth_job_fn fn, void* arg) {
-  if (pool->n_threads < 2 || atomic_load_explicit(&pool->job_fn, memory_order_acquire)) return 0;
+  if (pool->n_threads < 2) return 0;
+  atomic_store_explicit(&pool->job_running, 1, memory_order_relaxed);
   atomic_store_explicit(&pool->job_arg, arg, memory_order_relaxed);
   pthread_mutex_lock(&pool->mutex);
   atomic_store_explicit(&pool->job_fn, fn, memory_order_release);
@@ -291,9 +295,9 @@ int hearth_pool_submit(hearth_pool* pool, hearth_job_fn fn, void* arg) {
   return 1;
 }
 
-void hearth_pool_help(hearth_pool* pool, const atomic_int* done) {
+void hearth_pool_help(hearth_pool* pool) {
   uint32_t seen = 0; /* the loop running now, if any, is joined at once */
-  for (int spins = 0; !atomic_load_explicit(done, memory_order_acquire);) {
+  for (int spins = 0; atomic_load_explicit(&pool->job_running, memory_order_acquire);) {
     const uint32_t gen = generation_of(atomic_load_explicit(&pool->next, memory_order_acquire));
     if (gen != seen && !atomic_load_explicit(&pool->job_fn, memory_order_acquire)) { /* the job has begun */
       seen = gen;
@@ -365,7 +369,6 @@ typedef struct {
   atomic_int* threads;
   int32_t max_tasks, loops, bad;
   uint32_t seed;
-  atomic_int done;
 } pool_test_submitted;
 
 static void pool_test_submitted_job(void* arg) {
@@ -375,7 +378,6 @@ static void pool_test_submitted_job(void* arg) {
     s = s * 1103515245u + 12345u;
     j->bad += pool_test_loop(j->pool, j->runs, j->threads, 1 + (int32_t)((s >> 8) % (uint32_t)j->max_tasks), s);
   }
-  atomic_store_explicit(&j->done, 1, memory_order_release);
 }
 
 /* Runs `loops` parallel loops of 1 to max_tasks tasks (pseudo-random from seed; about half of them
@@ -398,11 +400,10 @@ HEARTH_API int32_t hearth_test_pool(int32_t n_threads, int32_t loops, int32_t ma
       if ((s >> 12) % 16 == 0) {
         pool_test_submitted j = {.pool = pool, .runs = runs, .threads = threads, .max_tasks = max_tasks,
                                  .loops = 3, .seed = s};
-        atomic_init(&j.done, 0);
         if (hearth_pool_submit(pool, pool_test_submitted_job, &j)) {
           for (volatile uint32_t i = 0; i < (s >> 16) % 20000; i++) { /* away for a while, as the JS thread is */
           }
-          hearth_pool_help(pool, &j.done);
+          hearth_pool_help(pool);
         } else {
           pool_test_submitted_job(&j); /* one thread: nobody to hand it to */
         }

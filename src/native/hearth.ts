@@ -57,12 +57,6 @@ const SYMBOLS = {
   hearth_context_new: { parameters: ["pointer", "buffer", "buffer", "usize"], result: "pointer" },
   hearth_context_kv_bytes: { parameters: ["pointer"], result: "u64" },
   hearth_step: { parameters: ["pointer", "buffer", "buffer", "usize"], result: "i32", nonblocking: true },
-  // The same function called on the JS thread: no hand-over to a worker thread and back (NativeContext.stepSync).
-  hearth_step_sync: {
-    name: "hearth_step",
-    parameters: ["pointer", "buffer", "buffer", "usize"],
-    result: "i32",
-  },
   // A step in two halves on the JS thread (NativeContext.stepBegin / stepJoin): the event loop turns between.
   hearth_step_begin: { parameters: ["pointer", "buffer", "buffer", "usize"], result: "i32" },
   hearth_step_join: { parameters: ["pointer"], result: "i32" },
@@ -460,18 +454,13 @@ export class NativeContext {
   }
 
   /**
-   * Runs one forward step on this thread, which it blocks until the step ends: faster than {@link step}
-   * for a short step (no hand-over to a worker thread and back; when the engine uses it, and why:
-   * src/engine/step_placement.ts).
+   * Runs one forward step, blocking this thread until it ends ({@link stepBegin} then {@link stepJoin},
+   * with nothing in between): faster than {@link step} for a short step (no hand-over to a worker thread
+   * and back; why: src/engine/step_placement.ts).
    */
   stepSync(batch: StepBatch): void {
-    const ptr = this.#begin();
-    try {
-      const err = batch.errorBuffer;
-      this.#check(this.model.library.hearth_step_sync(ptr, batch.encode(), err, BigInt(err.length)), err);
-    } finally {
-      this.#busy = false;
-    }
+    this.stepBegin(batch);
+    this.stepJoin();
   }
 
   /**
@@ -491,7 +480,7 @@ export class NativeContext {
     this.#inFlight = batch;
   }
 
-  /** Works on the step {@link stepBegin} started until it is done; throws its error, as stepSync would. */
+  /** Works on the step {@link stepBegin} started until it is done; throws its error, as step would. */
   stepJoin(): void {
     const batch = this.#inFlight;
     if (!batch || !this.#ptr) throw new Error("no step is in flight on this context");

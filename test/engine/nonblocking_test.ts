@@ -2,8 +2,8 @@
  * The FFI calls that compute run off the event loop (`nonblocking` in src/native/hearth.ts): while a
  * forward step or the conversion of weights at load works, timers keep firing, so the server keeps
  * answering. A blocking call would hold the JavaScript thread for its whole length and no timer could
- * run before it returned. The exception is a short step (a few decodes), which the engine runs on the
- * JavaScript thread (stepSync: faster) and then lets the event loop turn before the next.
+ * run before it returned. The exception is a short step (a few decodes), which the engine begins and
+ * joins on the JavaScript thread (stepBegin / stepJoin: faster), letting the event loop turn in between.
  */
 import { join } from "node:path";
 import { assert } from "../assert.ts";
