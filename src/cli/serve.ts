@@ -47,6 +47,10 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   "block-size": { kind: "int", help: "tokens per KV block (default 64 on the CPU, 16 on CUDA)" },
   "max-num-seqs": { kind: "int", help: "most sequences in one step (default 64)" },
   "max-num-batched-tokens": { kind: "int", help: "most tokens in one step (default 512)" },
+  "prefill-chunk-ms": {
+    kind: "number",
+    help: "while requests stream, size a step's prompt chunk to take about this long (default 250; 0: off)",
+  },
   "max-waiting-requests": { kind: "int", help: "queued requests before new ones get 429 (default 1024)" },
   quantize: { kind: "string", help: "quantize weights at load: q8_0 | q4_0 | q4_k (int8, int4 aliases)" },
   "prefix-caching": {
@@ -204,6 +208,7 @@ export async function serve(argv: string[]): Promise<number> {
         kvBlockSize: config.blockSize,
         maxBatchSeqs: config.maxNumSeqs,
         maxBatchTokens: config.maxNumBatchedTokens,
+        prefillChunkMs: config.prefillChunkMs,
         maxWaiting: config.maxWaitingRequests,
         prefixCaching: config.prefixCaching,
         weightsInMemory: config.noMmap,

@@ -34,6 +34,7 @@ import {
   type TextGenerator,
 } from "./types.ts";
 import { setImmediate } from "node:timers";
+import { DEFAULT_PREFILL_CHUNK_MS, PrefillPacer } from "./prefill_pacer.ts";
 import { StepPlacement } from "./step_placement.ts";
 
 /** How to size the engine. Everything has a default. */
@@ -82,6 +83,13 @@ export interface EngineOptions {
   kvCacheDtype?: "auto" | KvCacheDType;
   /** Most tokens in one step (default 512). */
   maxBatchTokens?: number;
+  /**
+   * While sequences are decoding, a step's prompt tokens are sized to take about this many ms (the wait
+   * they add to those sequences' next token) at the time per token of recent big steps (default {@link DEFAULT_PREFILL_CHUNK_MS}; 0: only maxBatchTokens
+   * limits them). See
+   * prefill_pacer.ts.
+   */
+  prefillChunkMs?: number;
   /** Most sequences in one step (default 64). */
   maxBatchSeqs?: number;
   /** Share the KV blocks of identical prompt prefixes between requests (default true). */
@@ -147,6 +155,8 @@ export class Engine implements TextGenerator {
   #closed = false;
   #steps = 0;
   readonly #placement = new StepPlacement();
+  readonly #pacer: PrefillPacer;
+  readonly #prefillLimit: (decoding: number) => number;
   #generated = 0;
   /** Time in forward steps, and from one step's end to the next one's start while the loop ran on. */
   #stepMs = 0;
@@ -161,9 +171,12 @@ export class Engine implements TextGenerator {
     ctx: NativeContext,
     scheduler: Scheduler,
     maxWaiting: number,
+    pacer: PrefillPacer,
   ) {
     this.info = info;
     this.#maxWaiting = maxWaiting;
+    this.#pacer = pacer;
+    this.#prefillLimit = (decoding) => pacer.prefillLimit(decoding);
     this.#model = model;
     this.#ctx = ctx;
     this.#scheduler = scheduler;
@@ -200,6 +213,7 @@ export class Engine implements TextGenerator {
     const bytesPerToken = 2 * c.nLayers * c.nKvHeads * c.headDim * KV_CACHE_ELEMENT_BYTES[kvDtype];
     let maxContext = Math.min(opts.maxModelLen ?? c.maxSeqLen, c.maxSeqLen);
     const maxBatchTokens = opts.maxBatchTokens ?? 512;
+    const pacer = new PrefillPacer(opts.prefillChunkMs ?? DEFAULT_PREFILL_CHUNK_MS); // before anything is allocated
     const maxBatchSeqs = Math.min(opts.maxBatchSeqs ?? 64, maxBatchTokens);
     // By default: what the byte budget holds, but no more than every sequence at full length needs.
     const kvTokens = opts.kvCacheTokens ??
@@ -266,7 +280,7 @@ export class Engine implements TextGenerator {
       maxBatchSeqs,
       prefixCaching: opts.prefixCaching ?? true,
     });
-    return new Engine(info, model, ctx, scheduler, opts.maxWaiting ?? 1024);
+    return new Engine(info, model, ctx, scheduler, opts.maxWaiting ?? 1024, pacer);
   }
 
   /** Bytes of the KV cache and of weights held in memory (converted) and mapped. */
@@ -429,7 +443,7 @@ export class Engine implements TextGenerator {
     let stepEnd = 0;
     try {
       while (!this.#closed) {
-        const plan = this.#scheduler.schedule();
+        const plan = this.#scheduler.schedule(this.#prefillLimit);
         if (plan.length === 0) {
           if (!this.#scheduler.busy) return;
           // Sequences are waiting for blocks that running ones hold; nothing can run: wait for a change.
@@ -471,6 +485,7 @@ export class Engine implements TextGenerator {
           stepEnd = performance.now();
           this.#stepMs += stepEnd - t0;
           this.#placement.record(batch.nTokens, stepEnd - t0);
+          this.#pacer.record(batch.nTokens, stepEnd - t0);
           this.#steps++;
         } catch (e) {
           stepEnd = 0;

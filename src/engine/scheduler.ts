@@ -113,8 +113,12 @@ export class Scheduler {
     }
   }
 
-  /** Plans the next step. An empty plan means nothing can run now. */
-  schedule(): PlannedSlice[] {
+  /**
+   * Plans the next step. An empty plan means nothing can run now. `prefillLimit` gives the most prompt
+   * tokens the step may carry beside its `decoding` decode tokens (see prefill_pacer.ts); the step's
+   * token budget holds either way.
+   */
+  schedule(prefillLimit?: (decoding: number) => number): PlannedSlice[] {
     this.reap();
     const plan: PlannedSlice[] = [];
     let budget = this.limits.maxBatchTokens;
@@ -136,6 +140,7 @@ export class Scheduler {
     }
 
     // 2. Prefill: running sequences part-way through their prompt, then waiting ones in order.
+    if (prefillLimit) budget = Math.min(budget, prefillLimit(plan.length));
     const candidates = [
       ...this.running.filter((s) => !planned.has(s) && s.computed < s.tokens.length - 1),
       ...this.waiting,
@@ -168,7 +173,7 @@ export class Scheduler {
     // Every block is held by sequences part-way through prefill: let the newest give way.
     if (plan.length === 0 && this.running.length > 1) {
       this.#preempt(this.running[this.running.length - 1]);
-      return this.schedule();
+      return this.schedule(prefillLimit);
     }
     return plan;
   }

@@ -81,3 +81,24 @@ Deno.test("preempted sequences come back first and every step carries work", () 
   s.reap();
   assertEquals(s.allocator.freeBlocks, 6);
 });
+
+Deno.test("a prefill limit caps the prompt tokens beside decoding sequences, not a prompt alone", () => {
+  const s = new Scheduler(new KvBlockAllocator(64, 4), { maxBatchTokens: 32, maxBatchSeqs: 8 });
+  let id = 3000;
+  const next = () => id++;
+  const limit = (decoding: number) => decoding === 0 ? Infinity : 6 - decoding;
+  const a = seq(Array.from({ length: 40 }, (_, i) => i + 1), 20);
+  s.add(a);
+  let plan = s.schedule(limit);
+  assertEquals(plan.map((p) => [p.seq, p.count]), [[a, 32]], "alone: the whole budget");
+  afterStep(s, plan, next);
+  afterStep(s, s.schedule(limit), next); // the rest of a's prompt; a samples its first token
+  assertEquals(a.computed, 40);
+  const b = seq(Array.from({ length: 30 }, (_, i) => 100 + i), 4);
+  s.add(b);
+  plan = s.schedule(limit);
+  assertEquals(plan.map((p) => [p.seq, p.count]), [[a, 1], [b, 5]], "beside a's decode: 6 - 1 prompt tokens");
+  afterStep(s, plan, next);
+  assertEquals(drain(s, next, 200) > 0, true);
+  assert(a.done && b.done);
+});

@@ -37,6 +37,8 @@ export const ServerConfigSchema = z.strictObject({
   "block-size": z.int().min(1).max(1024).optional(),
   "max-num-seqs": z.int().min(1).optional(),
   "max-num-batched-tokens": z.int().min(1).optional(),
+  /** Target ms of a step that prefills beside decoding sequences (0: only the token budget limits it). */
+  "prefill-chunk-ms": z.number().min(0).optional(),
   "max-waiting-requests": z.int().min(0).optional(),
   "prefix-caching": z.boolean().default(true),
   /** Copy weights into memory (huge pages) instead of reading them from the mapped files. */
@@ -90,6 +92,8 @@ export interface ServerConfig {
   maxNumSeqs?: number;
   /** Most tokens in one step (decode tokens plus prompt chunks). */
   maxNumBatchedTokens?: number;
+  /** How long (ms) a step that prefills beside decoding sequences should take; 0: no such limit. */
+  prefillChunkMs?: number;
   /** Requests that may wait for a place in the batch before new ones get 429. */
   maxWaitingRequests?: number;
   /** Share KV blocks of identical prompt prefixes. */
@@ -205,6 +209,7 @@ export function resolveConfig(
     blockSize: c["block-size"],
     maxNumSeqs: c["max-num-seqs"],
     maxNumBatchedTokens: c["max-num-batched-tokens"],
+    prefillChunkMs: c["prefill-chunk-ms"],
     maxWaitingRequests: c["max-waiting-requests"],
     prefixCaching: c["prefix-caching"],
     noMmap: c["no-mmap"],

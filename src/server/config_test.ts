@@ -119,3 +119,13 @@ Deno.test("no-mmap: off by default, a flag and a key", () => {
   assertEquals(resolveConfig({ model: "a", "no-mmap": true }, {}).noMmap, true);
   assertEquals(resolveConfig({ model: "a" }, { "no-mmap": true }).noMmap, true);
 });
+
+Deno.test("prefill-chunk-ms: a file value, a flag over it, 0 allowed, a negative one refused", () => {
+  assertEquals(resolveConfig({ model: "a" }, {}).prefillChunkMs, undefined);
+  assertEquals(resolveConfig({ model: "a", "prefill-chunk-ms": 100 }, {}).prefillChunkMs, 100);
+  assertEquals(
+    resolveConfig({ model: "a", "prefill-chunk-ms": 100 }, { "prefill-chunk-ms": 0 }).prefillChunkMs,
+    0,
+  );
+  assertThrows(() => resolveConfig({ model: "a" }, { "prefill-chunk-ms": -5 }), /'prefill-chunk-ms'/);
+});

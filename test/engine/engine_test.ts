@@ -48,6 +48,32 @@ Deno.test("four sequences of different lengths batched together give the same to
   }
 });
 
+Deno.test("a prompt arriving while another request decodes is prefilled in paced chunks, same tokens", async () => {
+  // A target far below a token's time: beside a decoding sequence every step carries the least chunk.
+  // No prefix reuse: the second run of the long prompt computes all of it.
+  const engine = await Engine.load(MODEL, { threads: 2, prefillChunkMs: 1e-6, prefixCaching: false });
+  try {
+    const params = { temperature: 0, repetitionPenalty: 1, maxTokens: 24, ignoreEos: true };
+    const long = Array.from({ length: 100 }, (_, i) => (i * 53 + 7) % 500 + 6);
+    const longAlone = ids(await collect(engine, long, params)); // its 100-token step measures the pace
+    const shortAlone = ids(await collect(engine, PROMPTS[1], params));
+    const steps0 = engine.stats().steps;
+    let arrived: Promise<GeneratedToken[]> | null = null;
+    const short: GeneratedToken[] = [];
+    for await (const t of engine.generate(PROMPTS[1], params)) {
+      short.push(t);
+      arrived ??= collect(engine, long, params); // joins while the short one decodes
+    }
+    assertEquals(ids(short), shortAlone);
+    assertEquals(ids(await arrived!), longAlone);
+    // 100 prompt tokens beside a decode take ceil(100 / 16) = 7 steps instead of 1.
+    const steps = engine.stats().steps - steps0;
+    assert(steps >= 24 + 6, `${steps} steps: the long prompt was not prefilled in chunks`);
+  } finally {
+    await engine.close();
+  }
+});
+
 Deno.test("step and between-step time are counted while busy, not while idle", async () => {
   const engine = await Engine.load(MODEL, { threads: 2 });
   try {
