@@ -318,6 +318,8 @@ export class Engine implements TextGenerator {
       stepSeconds: this.#stepMs / 1000,
       betweenStepsSeconds: this.#betweenStepsMs / 1000,
       turnSeconds: this.#turnMs / 1000,
+      prefillMsPerToken: this.#pacer.msPerToken,
+      pacedSteps: s.pacedSteps,
     };
   }
 

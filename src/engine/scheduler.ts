@@ -38,6 +38,8 @@ export class Scheduler {
   admittedTokens = 0;
   /** Of those, tokens whose KV came from shared prefix blocks instead. */
   prefixHitTokens = 0;
+  /** Steps whose prompt part used all of a prefill limit below the step's token budget. */
+  pacedSteps = 0;
 
   constructor(readonly allocator: KvBlockAllocator, readonly limits: SchedulerLimits) {}
 
@@ -140,7 +142,9 @@ export class Scheduler {
     }
 
     // 2. Prefill: running sequences part-way through their prompt, then waiting ones in order.
-    if (prefillLimit) budget = Math.min(budget, prefillLimit(plan.length));
+    const limit = prefillLimit ? prefillLimit(plan.length) : Infinity;
+    const paced = limit < budget;
+    if (paced) budget = limit;
     const candidates = [
       ...this.running.filter((s) => !planned.has(s) && s.computed < s.tokens.length - 1),
       ...this.waiting,
@@ -169,6 +173,7 @@ export class Scheduler {
       plan.push({ seq, start: seq.computed, count, sample: seq.computed + count === seq.tokens.length });
       budget -= count;
     }
+    if (paced && budget <= 0) this.pacedSteps++;
 
     // Every block is held by sequences part-way through prefill: let the newest give way.
     if (plan.length === 0 && this.running.length > 1) {

@@ -98,6 +98,7 @@ Deno.test("a prefill limit caps the prompt tokens beside decoding sequences, not
   s.add(b);
   plan = s.schedule(limit);
   assertEquals(plan.map((p) => [p.seq, p.count]), [[a, 1], [b, 5]], "beside a's decode: 6 - 1 prompt tokens");
+  assertEquals(s.pacedSteps, 1);
   afterStep(s, plan, next);
   assertEquals(drain(s, next, 200) > 0, true);
   assert(a.done && b.done);

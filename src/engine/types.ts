@@ -136,6 +136,10 @@ export interface EngineStats {
    * beside the step while the step has one thread fewer. Part of stepSeconds.
    */
   turnSeconds: number;
+  /** The time per token of recent big steps (ms) that paces prompt chunks beside decodes (NaN: none yet). */
+  prefillMsPerToken: number;
+  /** Steps whose prompt part that pacing cut short. */
+  pacedSteps: number;
 }
 
 /**

@@ -69,6 +69,8 @@ Deno.test("a prompt arriving while another request decodes is prefilled in paced
     // 100 prompt tokens beside a decode take ceil(100 / 16) = 7 steps instead of 1.
     const steps = engine.stats().steps - steps0;
     assert(steps >= 24 + 6, `${steps} steps: the long prompt was not prefilled in chunks`);
+    assertEquals(engine.stats().pacedSteps, 6, "ceil(100 / 16) - 1 steps used all of the limit");
+    assert(engine.stats().prefillMsPerToken > 0);
   } finally {
     await engine.close();
   }

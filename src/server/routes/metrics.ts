@@ -68,6 +68,18 @@ export function metrics(c: Context<AppEnv>, deps: AppDeps, lifecycle: Lifecycle)
         "counter",
         s.turnSeconds,
       ],
+      [
+        "hearth_prefill_ms_per_token",
+        "time per token of recent big steps (ms), which sizes prompt chunks beside decoding sequences",
+        "gauge",
+        s.prefillMsPerToken,
+      ],
+      [
+        "hearth_paced_steps_total",
+        "steps whose prompt chunk was cut to --prefill-chunk-ms beside decoding sequences",
+        "counter",
+        s.pacedSteps,
+      ],
     );
   }
   const mem = Deno.memoryUsage();
