@@ -303,9 +303,14 @@ interface Overhead {
   /**
    * (server − in-process) between-step time, plus their turn time ÷ engine threads (what the turn takes
    * from the step when the other threads go on at full speed; a memory-bound decode loses less), ÷
-   * in-process time per token.
+   * in-process time per token: a bound from above.
    */
   betweenOverhead: number;
+  /**
+   * The same with the turn counted at what it takes from this step: (1 − r) of its length, r the decode
+   * rate of one thread fewer against all of them, measured here (0 with one thread: nothing computes).
+   */
+  turnCostOverhead: number;
   /** Median over the pairs of (server − in-process) / in-process time per token. */
   overhead: number;
   /** Main-thread CPU ms per token: the server's, and this process's running the engine in-process. */
@@ -318,6 +323,7 @@ async function measureOverhead(
   target: { child: Deno.ChildProcess; url: string } = server,
   inProcessEngine: Engine = engine,
   engineThreads = threads,
+  fewerRate = fewerThreadsRate,
 ): Promise<Overhead> {
   const pid = target.child.pid;
   const http: number[] = [], local: number[] = [];
@@ -358,6 +364,8 @@ async function measureOverhead(
     engineTurnMs,
     betweenOverhead: (serverBetweenMs - engineBetweenMs + (serverTurnMs - engineTurnMs) / engineThreads) /
       percentile(local, 50),
+    turnCostOverhead: (serverBetweenMs - engineBetweenMs + (serverTurnMs - engineTurnMs) * (1 - fewerRate)) /
+      percentile(local, 50),
     overhead: percentile(ratios, 50),
     serverMainCpuMs: serverCpu * perToken,
     clientCpuMs: clientCpu * perToken,
@@ -365,6 +373,25 @@ async function measureOverhead(
   };
 }
 await inProcess(engine, 99); // warm up
+// While the event loop turns beside a step begun on the JS thread, the step runs on one thread fewer: a
+// memory-bound decode loses less than 1/threads of its speed then. The rate of one thread fewer against
+// all of them, from in-process decodes alternated A B B A (the engine of one thread fewer serves the
+// "core to spare" measurement after the levels too).
+const spareThreads = threads - 1;
+const fewerEngine = spareThreads >= 1
+  ? await Engine.load(dir, { threads: spareThreads, quantize: "q8_0", maxModelLen: 2048 })
+  : null;
+let fewerThreadsRate = 0;
+if (fewerEngine) {
+  await inProcess(fewerEngine, 99);
+  const all: number[] = [], fewer: number[] = [];
+  for (let k = 0; k < 6; k++) {
+    for (const e of k % 2 === 0 ? [engine, fewerEngine] : [fewerEngine, engine]) {
+      (e === engine ? all : fewer).push(await inProcess(e, 200 + k));
+    }
+  }
+  fewerThreadsRate = percentile(all, 50) / percentile(fewer, 50);
+}
 const rows: Row[] = [];
 await streamOne(0); // warm up
 const idle = await measureOverhead();
@@ -422,16 +449,15 @@ await stopServer(server);
 // With a core to spare: server and in-process engine on threads - 1, so that the server's JS thread and
 // the client no longer take time from the decode's threads, and what is left is the HTTP path itself.
 let spare: Overhead | null = null;
-const spareThreads = threads - 1;
-if (spareThreads >= 1) {
+if (fewerEngine) {
   const spareServer = await startServer(spareThreads);
-  const spareEngine = await Engine.load(dir, { threads: spareThreads, quantize: "q8_0", maxModelLen: 2048 });
   try {
-    await inProcess(spareEngine, 99);
     await viaHttp(spareServer.url, 99);
-    spare = await measureOverhead(spareServer, spareEngine, spareThreads);
+    // With one thread fewer than that (spareThreads - 1), what computes beside the turn: 0 of 1 thread.
+    const spareFewerRate = spareThreads >= 2 ? NaN : 0;
+    spare = await measureOverhead(spareServer, fewerEngine, spareThreads, spareFewerRate);
   } finally {
-    await spareEngine.close();
+    await fewerEngine.close();
     await stopServer(spareServer);
   }
 }
@@ -478,7 +504,11 @@ const table = [
     idle.serverTurnMs.toFixed(3)
   } ms, in-process ${idle.engineTurnMs.toFixed(3)} ms: the server adds ${
     (idle.betweenOverhead * 100).toFixed(1)
-  } % to a token's time (the between-step difference + the turn difference ÷ ${threads}), without the client's CPU (target < 2 %)`,
+  } % to a token's time at most (the between-step difference + the turn difference ÷ ${threads}), without the client's CPU; ${
+    (idle.turnCostOverhead * 100).toFixed(1)
+  } % with the turn counted at what one thread fewer loses (decode on ${spareThreads} threads at ${
+    (fewerThreadsRate * 100).toFixed(0)
+  } % of the speed of ${threads}: the turn difference × ${(1 - fewerThreadsRate).toFixed(2)}) (target < 2 %)`,
   `  main-thread CPU per token: server ${idle.serverMainCpuMs.toFixed(3)} ms, in-process engine ${
     idle.engineMainCpuMs.toFixed(3)
   } ms: the server's HTTP + SSE + detokenizing take ${
@@ -490,9 +520,11 @@ const table = [
     afterLoad.serverBetweenMs.toFixed(3)
   } vs ${afterLoad.engineBetweenMs.toFixed(3)} ms, turn ${afterLoad.serverTurnMs.toFixed(3)} vs ${
     afterLoad.engineTurnMs.toFixed(3)
-  } ms (${(afterLoad.betweenOverhead * 100).toFixed(1)} %); main-thread CPU ${
-    afterLoad.serverMainCpuMs.toFixed(3)
-  } vs ${afterLoad.engineMainCpuMs.toFixed(3)} ms per token`,
+  } ms (${(afterLoad.betweenOverhead * 100).toFixed(1)} % at most, ${
+    (afterLoad.turnCostOverhead * 100).toFixed(1)
+  } % at the measured rate); main-thread CPU ${afterLoad.serverMainCpuMs.toFixed(3)} vs ${
+    afterLoad.engineMainCpuMs.toFixed(3)
+  } ms per token`,
   spare
     ? `with a core to spare (engine threads ${spareThreads} on both sides): ${
       spare.httpMs.toFixed(2)
@@ -520,6 +552,7 @@ await Deno.writeTextFile(
       prefillRate,
       prefillBefore,
       prefillAfter,
+      fewerThreadsRate,
       ...idle,
       afterLoad,
       spare,
