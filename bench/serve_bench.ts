@@ -453,9 +453,8 @@ if (fewerEngine) {
   const spareServer = await startServer(spareThreads);
   try {
     await viaHttp(spareServer.url, 99);
-    // With one thread fewer than that (spareThreads - 1), what computes beside the turn: 0 of 1 thread.
-    const spareFewerRate = spareThreads >= 2 ? NaN : 0;
-    spare = await measureOverhead(spareServer, fewerEngine, spareThreads, spareFewerRate);
+    // Beside the turn of a 1-thread server nothing computes (rate 0); of a bigger one: not measured.
+    spare = await measureOverhead(spareServer, fewerEngine, spareThreads, spareThreads === 1 ? 0 : NaN);
   } finally {
     await fewerEngine.close();
     await stopServer(spareServer);

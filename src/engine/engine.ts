@@ -85,9 +85,8 @@ export interface EngineOptions {
   maxBatchTokens?: number;
   /**
    * While sequences are decoding, a step's prompt tokens are sized to take about this many ms (the wait
-   * they add to those sequences' next token) at the time per token of recent big steps (default {@link DEFAULT_PREFILL_CHUNK_MS}; 0: only maxBatchTokens
-   * limits them). See
-   * prefill_pacer.ts.
+   * they add to those sequences' next token) at the time per token of recent big steps (default
+   * {@link DEFAULT_PREFILL_CHUNK_MS}; 0: only maxBatchTokens limits them). See prefill_pacer.ts.
    */
   prefillChunkMs?: number;
   /** Most sequences in one step (default 64). */
@@ -156,7 +155,6 @@ export class Engine implements TextGenerator {
   #steps = 0;
   readonly #placement = new StepPlacement();
   readonly #pacer: PrefillPacer;
-  readonly #prefillLimit: (decoding: number) => number;
   #generated = 0;
   /** Time in forward steps, and from one step's end to the next one's start while the loop ran on. */
   #stepMs = 0;
@@ -176,7 +174,6 @@ export class Engine implements TextGenerator {
     this.info = info;
     this.#maxWaiting = maxWaiting;
     this.#pacer = pacer;
-    this.#prefillLimit = (decoding) => pacer.prefillLimit(decoding);
     this.#model = model;
     this.#ctx = ctx;
     this.#scheduler = scheduler;
@@ -279,6 +276,7 @@ export class Engine implements TextGenerator {
       maxBatchTokens,
       maxBatchSeqs,
       prefixCaching: opts.prefixCaching ?? true,
+      pacer,
     });
     return new Engine(info, model, ctx, scheduler, opts.maxWaiting ?? 1024, pacer);
   }
@@ -445,7 +443,7 @@ export class Engine implements TextGenerator {
     let stepEnd = 0;
     try {
       while (!this.#closed) {
-        const plan = this.#scheduler.schedule(this.#prefillLimit);
+        const plan = this.#scheduler.schedule();
         if (plan.length === 0) {
           if (!this.#scheduler.busy) return;
           // Sequences are waiting for blocks that running ones hold; nothing can run: wait for a change.

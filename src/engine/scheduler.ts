@@ -24,6 +24,11 @@ export interface SchedulerLimits {
   maxBatchTokens: number;
   maxBatchSeqs: number;
   prefixCaching?: boolean;
+  /**
+   * The most prompt tokens a step may carry beside its `decoding` decode tokens (the engine's
+   * PrefillPacer, see prefill_pacer.ts); the step's token budget holds either way.
+   */
+  pacer?: { prefillLimit(decoding: number): number };
 }
 
 /** FIFO admission with decode-first steps and newest-first preemption. */
@@ -115,12 +120,8 @@ export class Scheduler {
     }
   }
 
-  /**
-   * Plans the next step. An empty plan means nothing can run now. `prefillLimit` gives the most prompt
-   * tokens the step may carry beside its `decoding` decode tokens (see prefill_pacer.ts); the step's
-   * token budget holds either way.
-   */
-  schedule(prefillLimit?: (decoding: number) => number): PlannedSlice[] {
+  /** Plans the next step. An empty plan means nothing can run now. */
+  schedule(): PlannedSlice[] {
     this.reap();
     const plan: PlannedSlice[] = [];
     let budget = this.limits.maxBatchTokens;
@@ -142,7 +143,7 @@ export class Scheduler {
     }
 
     // 2. Prefill: running sequences part-way through their prompt, then waiting ones in order.
-    const limit = prefillLimit ? prefillLimit(plan.length) : Infinity;
+    const limit = this.limits.pacer?.prefillLimit(plan.length) ?? Infinity;
     const paced = limit < budget;
     if (paced) budget = limit;
     const candidates = [
@@ -178,7 +179,7 @@ export class Scheduler {
     // Every block is held by sequences part-way through prefill: let the newest give way.
     if (plan.length === 0 && this.running.length > 1) {
       this.#preempt(this.running[this.running.length - 1]);
-      return this.schedule(prefillLimit);
+      return this.schedule();
     }
     return plan;
   }

@@ -83,20 +83,20 @@ Deno.test("preempted sequences come back first and every step carries work", () 
 });
 
 Deno.test("a prefill limit caps the prompt tokens beside decoding sequences, not a prompt alone", () => {
-  const s = new Scheduler(new KvBlockAllocator(64, 4), { maxBatchTokens: 32, maxBatchSeqs: 8 });
+  const pacer = { prefillLimit: (decoding: number) => decoding === 0 ? Infinity : 6 - decoding };
+  const s = new Scheduler(new KvBlockAllocator(64, 4), { maxBatchTokens: 32, maxBatchSeqs: 8, pacer });
   let id = 3000;
   const next = () => id++;
-  const limit = (decoding: number) => decoding === 0 ? Infinity : 6 - decoding;
   const a = seq(Array.from({ length: 40 }, (_, i) => i + 1), 20);
   s.add(a);
-  let plan = s.schedule(limit);
+  let plan = s.schedule();
   assertEquals(plan.map((p) => [p.seq, p.count]), [[a, 32]], "alone: the whole budget");
   afterStep(s, plan, next);
-  afterStep(s, s.schedule(limit), next); // the rest of a's prompt; a samples its first token
+  afterStep(s, s.schedule(), next); // the rest of a's prompt; a samples its first token
   assertEquals(a.computed, 40);
   const b = seq(Array.from({ length: 30 }, (_, i) => 100 + i), 4);
   s.add(b);
-  plan = s.schedule(limit);
+  plan = s.schedule();
   assertEquals(plan.map((p) => [p.seq, p.count]), [[a, 1], [b, 5]], "beside a's decode: 6 - 1 prompt tokens");
   assertEquals(s.pacedSteps, 1);
   afterStep(s, plan, next);
