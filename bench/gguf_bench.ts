@@ -11,7 +11,7 @@
  *
  * Prints a markdown table, writes bench/results/gguf.json and bench/results/gguf.png.
  *
- *   deno task bench [--types F16,Q8_0,Q4_0,Q4_K,Q4_1] [--threads N] [--runs 3] [--no-peer] [--no-mmap]
+ *   deno task bench [--types F16,Q8_0,Q4_0,Q4_K,Q4_1] [--threads N] [--runs 3] [--no-peer] [--mmap | --no-mmap]
  *
  * @module
  */
@@ -44,7 +44,9 @@ const { values } = parseArgs({
     threads: { type: "string" },
     runs: { type: "string", default: "3" },
     "no-peer": { type: "boolean", default: false },
-    // hearth with its weights copied into huge-page memory (serve --no-mmap) instead of the mapped files.
+    // hearth's weights read from the mapped files (serve --mmap), or copied into huge-page memory
+    // (--no-mmap); by default as serve does: copied when they take at most half the available memory.
+    mmap: { type: "boolean", default: false },
     "no-mmap": { type: "boolean", default: false },
     out: { type: "string", default: new URL("./results/", import.meta.url).pathname },
   },
@@ -283,6 +285,8 @@ console.error(`memory read bandwidth: ${bandwidths[0].toFixed(2)} GB/s`);
 
 const rows: Row[] = [];
 const notes: string[] = [];
+/** Where hearth read the weights it uses as stored (the first engine's placement, e.g. "copied into memory"). */
+let weightsNote: string | undefined;
 const fileInfo: Record<string, { path: string; bytes: number; composition: string; bytesPerToken: number }> =
   {};
 const tokenBytesOf = new Map<string, TokenBytes>();
@@ -314,8 +318,9 @@ for (const type of types) {
     maxBatchTokens: 512,
     kvCacheTokens: 4096,
     prefixCaching: false,
-    weightsInMemory: values["no-mmap"],
+    weightsInMemory: values["no-mmap"] ? true : values.mmap ? false : "auto",
   });
+  weightsNote ??= engine.info.weights;
   const vocab = engine.info.vocabSize;
   try {
     if (peer) peerContext = await peer.load(path, { threads, contextSize: 2048, batchSize: 512 });
@@ -436,7 +441,7 @@ lines.push(
       ? `node-llama-cpp ${peerInfo.version}, its prebuilt llama.cpp CPU build (${peerInfo.llamaCpp.release})`
       : "peer missing"
   }), SmolLM2-135M shape; ${cpu}; ${threads} threads each; hearth kernels ${isa}${
-    values["no-mmap"] ? ", weights in memory (--no-mmap)" : ""
+    weightsNote ? `, weights used as stored ${weightsNote.replace(/ \(.*$/, "").replace(/:.*$/, "")}` : ""
   }; median of ${runs} ` +
     `interleaved runs; memory read bandwidth ${
       bandwidth.toFixed(2)

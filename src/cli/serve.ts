@@ -57,9 +57,14 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
     kind: "bool",
     help: "share KV blocks of identical prompt prefixes (default on; =false disables)",
   },
+  mmap: {
+    kind: "bool",
+    help: "read the weights from the mapped files, no copy (default: copied when they take at most half " +
+      "of the available memory)",
+  },
   "no-mmap": {
     kind: "bool",
-    help: "copy the weights into memory (huge pages) instead of reading the mapped files: faster CPU decode",
+    help: "copy the weights into memory (huge pages), whatever their size: faster CPU decode",
   },
   "chat-template": { kind: "string", short: "t", help: "Jinja chat template file (or a named template)" },
   "chat-template-kwargs": { kind: "json", help: "template variables for every request, as JSON" },
@@ -211,7 +216,7 @@ export async function serve(argv: string[]): Promise<number> {
         prefillChunkMs: config.prefillChunkMs,
         maxWaiting: config.maxWaitingRequests,
         prefixCaching: config.prefixCaching,
-        weightsInMemory: config.noMmap,
+        weightsInMemory: config.weightsInMemory,
         quantize: config.quantize,
         warn: (message) => logger.warn(message),
       },
@@ -219,7 +224,7 @@ export async function serve(argv: string[]): Promise<number> {
     logger.info(
       `serving on ${generator.info.device} in ${generator.info.dtype}; KV cache ` +
         `${(generator.memory().kvCache / 2 ** 20).toFixed(1)} MiB of ${generator.info.kvCacheDtype} ` +
-        `in blocks of ${generator.info.kvBlockSize} tokens`,
+        `in blocks of ${generator.info.kvBlockSize} tokens; weights ${generator.info.weights}`,
     );
     if (config.quantize) {
       const mem = generator.memory();

@@ -36,6 +36,7 @@ import {
 import { setImmediate } from "node:timers";
 import { DEFAULT_PREFILL_CHUNK_MS, PrefillPacer } from "./prefill_pacer.ts";
 import { StepPlacement } from "./step_placement.ts";
+import { availableMemory, placeWeights, type WeightsInMemory } from "./weight_placement.ts";
 
 /** How to size the engine. Everything has a default. */
 export interface EngineOptions {
@@ -47,12 +48,13 @@ export interface EngineOptions {
   /** Weight dtype to compute with; "auto" keeps what the files store (on a GPU: bf16, or f16). */
   dtype?: DType | "auto";
   /**
-   * Copy the weights used as stored into memory backed by huge pages instead of reading them from the
-   * mapped files (default false: mapped, no copy). About 10 % faster CPU decode for float models; the
-   * memory is the process's own, not the page cache's. Quantized weights the kernels repack are in
-   * memory either way.
+   * Copy the weights used as stored into memory backed by huge pages (true) or read them from the
+   * mapped files (false); "auto" (default) copies them when they take at most half of the memory
+   * available at load (src/engine/weight_placement.ts). The copy decodes float models about 10 %
+   * faster on the CPU; the mapping loads at once and leaves the pages to the page cache. Quantized
+   * weights the kernels repack are in memory either way.
    */
-  weightsInMemory?: boolean;
+  weightsInMemory?: WeightsInMemory;
   /** Quantize the weight matrices at load (q4_k falls back to q4_0 where rows are no multiple of 256). */
   quantize?: "q8_0" | "q4_0" | "q4_k";
   /** Worker threads (default: physical cores, as the CLI computes; 1 here). */
@@ -237,11 +239,17 @@ export class Engine implements TextGenerator {
       );
       maxContext = numBlocks * blockSize;
     }
+    const placement = placeWeights(
+      opts.weightsInMemory ?? "auto",
+      desc.tensors.reduce((n, t) => n + t.nbytes, 0),
+      availableMemory(),
+      where.device.kind === "cuda",
+    );
     const model = await NativeModel.load(
       { ...desc, config: { ...c, maxSeqLen: maxContext } },
       weights,
       where.device,
-      { inMemory: opts.weightsInMemory ?? false },
+      { inMemory: placement.inMemory },
     );
     let ctx: NativeContext;
     try {
@@ -271,6 +279,7 @@ export class Engine implements TextGenerator {
       kvCacheDtype: kvDtype,
       kvBlockSize: blockSize,
       device: deviceName(where.device) + (where.cuda ? ` (${where.cuda.name})` : ""),
+      weights: placement.reason,
     };
     const scheduler = new Scheduler(new KvBlockAllocator(numBlocks, blockSize), {
       maxBatchTokens,

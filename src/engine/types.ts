@@ -105,6 +105,8 @@ export interface EngineInfo {
   kvBlockSize?: number;
   /** Where the model runs: "cpu", or "cuda:N (its name)". */
   device?: string;
+  /** Where the CPU reads the weights used as stored, and why, e.g. "copied into memory (…)". */
+  weights?: string;
 }
 
 /** Counters and gauges of the engine's scheduler and KV cache, for logs and /metrics. */

@@ -41,8 +41,10 @@ export const ServerConfigSchema = z.strictObject({
   "prefill-chunk-ms": z.number().min(0).optional(),
   "max-waiting-requests": z.int().min(0).optional(),
   "prefix-caching": z.boolean().default(true),
-  /** Copy weights into memory (huge pages) instead of reading them from the mapped files. */
-  "no-mmap": z.boolean().default(false),
+  /** Read the weights from the mapped files (true) or copy them into memory (false); default: by size. */
+  mmap: z.boolean().optional(),
+  /** The same as `mmap: false`: copy the weights into memory (huge pages). */
+  "no-mmap": z.boolean().optional(),
   /** Quantize weight matrices at load; int8 and int4 are aliases of q8_0 and q4_0. */
   quantize: z.enum(["q8_0", "q4_0", "q4_k", "int8", "int4"]).optional(),
   "chat-template": z.string().min(1).optional(),
@@ -98,8 +100,11 @@ export interface ServerConfig {
   maxWaitingRequests?: number;
   /** Share KV blocks of identical prompt prefixes. */
   prefixCaching: boolean;
-  /** Copy the weights into memory instead of reading them from the mapped files. */
-  noMmap: boolean;
+  /**
+   * Copy the weights into memory (true) or read them from the mapped files (false); "auto": copy when
+   * they take at most half of the memory available at load (src/engine/weight_placement.ts).
+   */
+  weightsInMemory: boolean | "auto";
   /** Quantize weight matrices at load. */
   quantize?: "q8_0" | "q4_0" | "q4_k";
   chatTemplate?: string;
@@ -118,6 +123,20 @@ export interface ServerConfig {
 }
 
 /** A configuration problem, worded for the operator (names the key and the file or flag). */
+/**
+ * What one source (the flags, or the file) says of `mmap` / `no-mmap`: true to copy the weights, false
+ * to map them, undefined when it says nothing. The flags' word wins over the file's.
+ */
+function weightsInMemory(values: Record<string, unknown>, where: string): boolean | undefined {
+  const map = values["mmap"], copy = values["no-mmap"];
+  if ((map === true && copy === true) || (map === false && copy === false)) {
+    throw new ConfigError(`${where}: mmap and no-mmap contradict each other; give one of them`);
+  }
+  if (copy === true || map === false) return true;
+  if (map === true || copy === false) return false;
+  return undefined;
+}
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -212,7 +231,8 @@ export function resolveConfig(
     prefillChunkMs: c["prefill-chunk-ms"],
     maxWaitingRequests: c["max-waiting-requests"],
     prefixCaching: c["prefix-caching"],
-    noMmap: c["no-mmap"],
+    weightsInMemory: weightsInMemory(flagValues, "command line") ?? weightsInMemory(fileValues, source) ??
+      "auto",
     quantize: c.quantize === "int8" ? "q8_0" : c.quantize === "int4" ? "q4_0" : c.quantize,
     chatTemplate: c["chat-template"] === undefined ? undefined : expandHome(c["chat-template"]),
     chatTemplateKwargs: c["chat-template-kwargs"],

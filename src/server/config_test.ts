@@ -114,10 +114,28 @@ Deno.test("kv-cache-dtype: auto by default, aliases normalised, anything else na
   );
 });
 
-Deno.test("no-mmap: off by default, a flag and a key", () => {
-  assertEquals(resolveConfig({ model: "a" }, {}).noMmap, false);
-  assertEquals(resolveConfig({ model: "a", "no-mmap": true }, {}).noMmap, true);
-  assertEquals(resolveConfig({ model: "a" }, { "no-mmap": true }).noMmap, true);
+Deno.test("mmap / no-mmap: decided by size by default, a flag and a key either way, the flag's word first", () => {
+  assertEquals(resolveConfig({ model: "a" }, {}).weightsInMemory, "auto");
+  assertEquals(resolveConfig({ model: "a", "no-mmap": true }, {}).weightsInMemory, true);
+  assertEquals(resolveConfig({ model: "a" }, { "no-mmap": true }).weightsInMemory, true);
+  assertEquals(resolveConfig({ model: "a", mmap: true }, {}).weightsInMemory, false);
+  assertEquals(resolveConfig({ model: "a" }, { mmap: false }).weightsInMemory, true);
+  assertEquals(resolveConfig({ model: "a", "no-mmap": false }, {}).weightsInMemory, false);
+  assertEquals(resolveConfig({ model: "a", "no-mmap": true }, { mmap: true }).weightsInMemory, false);
+  assertEquals(resolveConfig({ model: "a", mmap: true }, { "no-mmap": true }).weightsInMemory, true);
+});
+
+Deno.test("mmap and no-mmap from one source that contradict each other are an error naming both", () => {
+  assertThrows(
+    () => resolveConfig({ model: "a" }, { mmap: true, "no-mmap": true }),
+    (e: Error) =>
+      e instanceof ConfigError && e.message.startsWith("command line: mmap and no-mmap contradict"),
+  );
+  assertThrows(
+    () => resolveConfig({ model: "a", mmap: false, "no-mmap": false }, {}, "server.yaml"),
+    (e: Error) =>
+      e instanceof ConfigError && e.message.startsWith("server.yaml: mmap and no-mmap contradict"),
+  );
 });
 
 Deno.test("prefill-chunk-ms: a file value, a flag over it, 0 allowed, a negative one refused", () => {

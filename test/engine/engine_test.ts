@@ -332,3 +332,25 @@ Deno.test("a KV block size outside 1..1024 tokens is refused before the weights 
     await assertRejects(() => Engine.load(MODEL, { threads: 1, kvBlockSize }), RangeError, "KV block size");
   }
 });
+
+Deno.test("weights: copied into memory by default when small, mapped with weightsInMemory false, same tokens", async () => {
+  const copied = await Engine.load(MODEL, { threads: 1 });
+  const mapped = await Engine.load(MODEL, { threads: 1, weightsInMemory: false });
+  try {
+    assertStringIncludes(copied.info.weights!, "copied into memory");
+    assertStringIncludes(mapped.info.weights!, "mapped files");
+    // The f32 fixture is used as stored: the copy holds its matrices, the mapped model almost nothing.
+    assert(
+      copied.memory().ownedWeights > mapped.memory().ownedWeights + copied.memory().mappedFiles / 2,
+      `owned ${copied.memory().ownedWeights} / ${mapped.memory().ownedWeights} of ${copied.memory().mappedFiles}`,
+    );
+    const params = { temperature: 0, repetitionPenalty: 1, maxTokens: 16, ignoreEos: true };
+    assertEquals(
+      ids(await collect(copied, PROMPTS[1], params)),
+      ids(await collect(mapped, PROMPTS[1], params)),
+    );
+  } finally {
+    await copied.close();
+    await mapped.close();
+  }
+});
