@@ -410,6 +410,31 @@ async function measurePrefillRate(round: number): Promise<number> {
   return rate;
 }
 const prefillBefore = await measurePrefillRate(0);
+// What batching can do for output tokens here: BATCH_SEQS sequences decoding side by side in process
+// (prompts and answers of about the mix's mean lengths), counting the tokens emitted once every one of
+// them has its first (the decode phase), in tokens/s. A level's output tokens take at least
+// output / rate seconds beside its prompts' prefill: the tighter bound reported with the prefill one.
+const BATCH_SEQS = 16, BATCH_PROMPT = 128, BATCH_TOKENS = 64;
+async function measureBatchedDecodeRate(round: number): Promise<number> {
+  const firsts: number[] = [];
+  const emitted: number[][] = [];
+  await Promise.all(Array.from({ length: BATCH_SEQS }, async (_, c) => {
+    const ids = Array.from(
+      { length: BATCH_PROMPT },
+      (_, i) => 300 + ((i * 7919 + c * 131 + round * 17) % 40000),
+    );
+    const times: number[] = [];
+    for await (
+      const _ of engine.generate(ids, { maxTokens: BATCH_TOKENS, ignoreEos: true, temperature: 0.7, seed: c })
+    ) times.push(performance.now());
+    firsts.push(times[0]);
+    emitted.push(times);
+  }));
+  const start = Math.max(...firsts), end = Math.max(...emitted.map((t) => t[t.length - 1]));
+  const tokens = emitted.reduce((n, t) => n + t.filter((x) => x > start).length, 0);
+  return tokens / ((end - start) / 1000);
+}
+const batchedBefore = await measureBatchedDecodeRate(0);
 for (const [level, clients] of levels.entries()) {
   const results: RequestResult[] = [];
   const t0 = performance.now();
@@ -443,6 +468,8 @@ const afterLoad = await measureOverhead();
 const prefillAfter = await measurePrefillRate(1);
 // A shared machine's speed drifts (other tenants): the best of the two is the rate the machine has.
 const prefillRate = Math.max(prefillBefore, prefillAfter);
+const batchedAfter = await measureBatchedDecodeRate(1);
+const batchedRate = Math.max(batchedBefore, batchedAfter);
 await engine.close();
 await stopServer(server);
 
@@ -467,6 +494,9 @@ const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/mo
 const single = rows.find((r) => r.clients === 1)?.tokensPerSecond ?? NaN;
 /** The most output tokens/s a row's mix allows at the measured prefill rate (see prefillRate). */
 const ceiling = (r: Row) => r.outputTokens / ((r.promptTokens + r.outputTokens) / prefillRate);
+/** The same with output tokens at the batched decode rate (see measureBatchedDecodeRate): tighter. */
+const batchedCeiling = (r: Row) =>
+  r.outputTokens / (r.promptTokens / prefillRate + r.outputTokens / batchedRate);
 const at16 = rows.find((r) => r.clients === 16);
 const table = [
   `SmolLM2-135M shape (random weights, Q8_0 at load); ${cpu}; ${threads} threads; ${perClient} requests per client, rounded up to whole cycles of the ${MIX.length}-request mix`,
@@ -490,6 +520,16 @@ const table = [
       `(measured: ${(at16.tokensPerSecond / single).toFixed(2)}×, computing ${
         (at16.computedPerSecond / prefillRate * 100).toFixed(0)
       } % of the prefill rate)`
+    : ""),
+  `batched decode rate (${BATCH_SEQS} sequences side by side in process, ${BATCH_PROMPT}-token prompts, ${BATCH_TOKENS} tokens each, best of one before and one after the levels: ${
+    batchedBefore.toFixed(0)
+  } and ${batchedAfter.toFixed(0)}): ${batchedRate.toFixed(0)} tok/s` +
+  (at16
+    ? `; with the 16-client mix's prompts at the prefill rate and its output at this rate, at most ${
+      batchedCeiling(at16).toFixed(0)
+    } output tok/s = ${(batchedCeiling(at16) / single).toFixed(2)}× single (the server reached ${
+      (at16.tokensPerSecond / batchedCeiling(at16) * 100).toFixed(0)
+    } % of it)`
     : ""),
   "",
   `HTTP+SSE overhead per decoded token, idle server: ${idle.httpMs.toFixed(2)} ms through the server vs ${
@@ -551,6 +591,9 @@ await Deno.writeTextFile(
       prefillRate,
       prefillBefore,
       prefillAfter,
+      batchedRate,
+      batchedBefore,
+      batchedAfter,
       fewerThreadsRate,
       ...idle,
       afterLoad,

@@ -123,6 +123,13 @@ export interface ServerConfig {
 }
 
 /** A configuration problem, worded for the operator (names the key and the file or flag). */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
 /**
  * What one source (the flags, or the file) says of `mmap` / `no-mmap`: true to copy the weights, false
  * to map them, undefined when it says nothing. The flags' word wins over the file's.
@@ -135,13 +142,6 @@ function weightsInMemory(values: Record<string, unknown>, where: string): boolea
   if (copy === true || map === false) return true;
   if (map === true || copy === false) return false;
   return undefined;
-}
-
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
 }
 
 /** Reads a YAML config file into a plain object (validation happens after merging flags). */
