@@ -528,8 +528,8 @@ const table = [
   } and ${batchedAfter.toFixed(0)}): ${batchedRate.toFixed(0)} tok/s` +
   (at16
     ? ` = ${
-      (batchedRate / single).toFixed(2)
-    }× single; with the 16-client mix's prompts at the prefill rate and its ` +
+      (batchedRate * idle.engineMs / 1000).toFixed(2)
+    }× one decode in process; with the 16-client mix's prompts at the prefill rate and its ` +
       `output at this rate: ${batchedEstimate(at16).toFixed(0)} output tok/s = ${
         (batchedEstimate(at16) / single).toFixed(2)
       }× single (an estimate, not a bound; the server reached ${
