@@ -61,7 +61,9 @@ static int slice_of(const matmul_job* j, int32_t task, task_slice* s) {
 static void matmul_slice(const matmul_job* j, const task_slice* s) {
   const hearth_weight* w = j->w[s->i];
   float* y = j->y[s->i] + s->r0;
-  if (w->packed) hearth_quant_matmul_packed(y, w->rows, s->bytes, w->dtype, j->x_act[s->i], j->T, s->n, j->k);
+  if (w->packed && j->x_act[s->i])
+    hearth_quant_matmul_packed(y, w->rows, s->bytes, w->dtype, j->x_act[s->i], j->T, s->n, j->k);
+  else if (w->packed) j->ops->matmul_packed(y, w->rows, s->bytes, w->dtype, j->x, j->T, s->n, j->k);
   else if (j->x_act[s->i]) hearth_quant_matmul(y, w->rows, s->bytes, w->dtype, j->x_act[s->i], j->T, s->n, j->k);
   else if (j->T == 1) j->ops->matvec(y, s->bytes, w->dtype, j->x, s->n, j->k);
   else j->ops->matmul(y, w->rows, s->bytes, w->dtype, j->x, j->T, s->n, j->k);
@@ -479,6 +481,10 @@ int32_t hearth_forward_llama(hearth_context* ctx, const hearth_batch* b, float* 
 
   /* x (T, D) = token embeddings */
   for (int32_t t = 0; t < T; t++) {
+    if (m->tok_embd.packed) { /* a tied float embedding, in the output matrix's panels */
+      ctx->ops->unpack_row(ctx->x + (size_t)t * D, m->tok_embd.packed, m->tok_embd.dtype, b->tokens[t], D);
+      continue;
+    }
     const void* row = (const uint8_t*)m->tok_embd.data + (size_t)b->tokens[t] * row_bytes(&m->tok_embd);
     if (hearth_dtype_is_quantized(m->tok_embd.dtype)) hearth_dequantize_row(m->tok_embd.dtype, row, ctx->x + (size_t)t * D, D);
     else ctx->ops->to_f32(ctx->x + (size_t)t * D, row, m->tok_embd.dtype, D);

@@ -32,7 +32,7 @@ uint64_t hearth_now_ns(void);
 /* A matrix (rows, cols) or vector (1, cols) as the forward pass reads it. */
 typedef struct {
   const void* data;   /* points into a mapped file or into an owned buffer */
-  const void* packed; /* the quantized kernels' own layout of the matrix (hearth_quant_pack), or NULL */
+  const void* packed; /* the kernels' own layout (hearth_quant_pack, or ops->pack for floats), or NULL */
   int32_t dtype;      /* hearth_dtype */
   int64_t rows;
   int64_t cols;
@@ -112,6 +112,16 @@ typedef struct {
   void (*attend_chunk)(float* acc, float* m, float* l, const float* q, int32_t nq, int32_t hd,
                        const void* const* k, const void* const* v, int32_t kv_f16, int32_t nk, const int32_t* lo,
                        const int32_t* hi, float scale, float* scratch);
+  /* Optional (NULL, or 0 for a shape: the matrix stays as stored). A float (F32/F16/BF16) matrix's panel
+     layout, made once at load: its bytes for n rows of k (rows padded to a multiple of 4), the packing, and
+     matmul on it (wp at the panel of the first row wanted: rows r0 = a multiple of 4 start at byte
+     r0 * k * element size). Same results as matmul on the rows, bit for bit. */
+  size_t (*pack_bytes)(int32_t dtype, int64_t n, int64_t k);
+  void (*pack)(void* dst, const void* w, int32_t dtype, int64_t n, int64_t k);
+  void (*matmul_packed)(float* y, int64_t ldy, const void* wp, int32_t dtype, const float* x, int64_t T,
+                        int64_t n, int64_t k);
+  /* dst (k) = row `row` of such a packed matrix as floats (a tied embedding's lookup). */
+  void (*unpack_row)(float* dst, const void* wp, int32_t dtype, int64_t row, int64_t k);
 } hearth_cpu_ops;
 
 /* Keys per attend_chunk call: a multiple of 16 (one AVX-512 vector of scores); 64 keys of head size 64

@@ -179,24 +179,40 @@ static int32_t arena_passes(hearth_model* m, arena_fn fn, const char* what, char
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* Packs w into the quantized kernels' own layout where they have one (AVX2: panels of 8 rows, for the
-   32-element types and Q4_K, Q5_K, Q6_K). The stored bytes are then not read again, unless w is the tied
-   lm_head, whose rows the embedding still looks up: an owned conversion is freed, mapped pages are
-   released. The embedding itself is never packed. */
+static int is_mapped(const hearth_model* m, const void* p);
+static size_t weight_bytes(const hearth_weight* w);
+
+/* Packs w into the kernels' own layout where they have one: the quantized kernels' (AVX2: panels of 8
+   rows, for the 32-element types and Q4_K, Q5_K, Q6_K), and the float kernels' panels of 4 rows (AVX2,
+   AVX-512) for a float matrix the model holds in its own memory (converted at load, or everything with
+   set_in_memory): a mapped one stays as the file has it. The stored bytes are then not read again,
+   unless w is the tied lm_head, whose rows the embedding still looks up: an owned conversion is freed,
+   mapped pages are released. The embedding itself is never packed. */
 static void pack_weight(hearth_model* m, hearth_weight* w, int matrix, weight_arena* a) {
   if (!matrix || !w->data || w == &m->tok_embd) return;
-  const size_t bytes = hearth_quant_pack_bytes(w->dtype, w->rows, w->cols);
+  const hearth_cpu_ops* ops = hearth_cpu_ops_get();
+  const int quantized = hearth_dtype_is_quantized(w->dtype);
+  const int float_packs = !quantized && ops->pack_bytes && (m->in_memory || !is_mapped(m, w->data));
+  const size_t bytes = quantized     ? hearth_quant_pack_bytes(w->dtype, w->rows, w->cols)
+                       : float_packs ? ops->pack_bytes(w->dtype, w->rows, w->cols)
+                                     : 0;
   if (bytes == 0) return;
   void* dst = a->base + a->used;
   a->used += round64(bytes);
   if (!a->base) return;
-  hearth_quant_pack(dst, w->data, w->dtype, w->rows, w->cols);
+  if (quantized) hearth_quant_pack(dst, w->data, w->dtype, w->rows, w->cols);
+  else ops->pack(dst, w->data, w->dtype, w->rows, w->cols);
   w->packed = dst;
-  if (w == &m->lm_head && (m->cfg.flags & HEARTH_CFG_TIED_EMBED)) return;
-  const size_t stored = (size_t)hearth_quant_row_bytes(w->dtype, w->cols) * (size_t)w->rows;
+  const int tied_head = w == &m->lm_head && (m->cfg.flags & HEARTH_CFG_TIED_EMBED);
+  if (tied_head && quantized) return; /* the embedding looks its rows up in the stored bytes */
+  const size_t stored = weight_bytes(w);
   disown(m, w->data, stored);
   release_mapped(m, w->data, stored);
   w->data = NULL;
+  if (tied_head) { /* float: the embedding's lookup reads the panels (ops->unpack_row) */
+    m->tok_embd.packed = dst;
+    m->tok_embd.data = NULL;
+  }
 }
 
 int32_t hearth_model_set_in_memory(hearth_model* m, int32_t on, char* err, size_t err_len) {

@@ -93,3 +93,25 @@ HEARTH_API int32_t hearth_test_attend_chunk(int32_t isa, float* acc, float* m, f
   hearth_free_aligned(scratch);
   return 0;
 }
+
+/* The float panels of table isa (ops->pack, matmul_packed, unpack_row) against its matmul on the rows:
+   y_packed and y_rows (T, n), rows_out (n, k) the rows unpacked as floats. 0 when done, 1 when the table
+   has no panel layout for this dtype and shape, -1 when the table is absent, the arguments are out of
+   range or the panels cannot be allocated. */
+HEARTH_API int32_t hearth_test_float_panels(int32_t isa, float* y_packed, float* y_rows, float* rows_out,
+                                            const void* w, int32_t dtype, const float* x, int64_t T, int64_t n,
+                                            int64_t k) {
+  const hearth_cpu_ops* t = table_at(isa);
+  if (!t || T < 1 || n < 1 || k < 1 || n > 1 << 20 || k > 1 << 20 || dtype < 0 || dtype >= HEARTH_N_FLOAT_DTYPES)
+    return -1;
+  const size_t bytes = t->pack_bytes ? t->pack_bytes(dtype, n, k) : 0;
+  if (bytes == 0) return 1;
+  void* panels = hearth_alloc(bytes, 1);
+  if (!panels) return -1;
+  t->pack(panels, w, dtype, n, k);
+  t->matmul_packed(y_packed, n, panels, dtype, x, T, n, k);
+  t->matmul(y_rows, n, w, dtype, x, T, n, k);
+  for (int64_t r = 0; r < n; r++) t->unpack_row(rows_out + r * k, panels, dtype, r, k);
+  hearth_free_aligned(panels);
+  return 0;
+}
