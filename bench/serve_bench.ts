@@ -400,10 +400,13 @@ const idle = await measureOverhead();
 // same matrix products per token as a prefill (and no better on a CPU whose cores are already saturated
 // by one prefill), so at that rate a level's prompt + output tokens take at least (prompt + output) /
 // rate seconds: the most output tokens/s the mix allows, whatever the batching.
+/** n ordinary-word token ids (past the special tokens and raw bytes), distinct per salt: no prefix reuse. */
+const promptIds = (n: number, salt: number) =>
+  Array.from({ length: n }, (_, i) => 300 + ((i * 7919 + salt) % 40000));
 async function measurePrefillRate(round: number): Promise<number> {
   let rate = 0;
   for (let k = 0; k < 3; k++) {
-    const long = Array.from({ length: 512 }, (_, i) => 300 + ((i * 7919 + k * 31 + round * 17) % 40000));
+    const long = promptIds(512, k * 31 + round * 17);
     const r = await streamOne(1000 + k, 0, { prompt: long, maxTokens: 1 });
     rate = Math.max(rate, 512 / (r.ttft / 1000));
   }
@@ -421,10 +424,7 @@ async function measureBatchedDecodeRate(round: number): Promise<number> {
   const firsts: number[] = [];
   const emitted: number[][] = [];
   await Promise.all(Array.from({ length: BATCH_SEQS }, async (_, c) => {
-    const ids = Array.from(
-      { length: BATCH_PROMPT },
-      (_, i) => 300 + ((i * 7919 + c * 131 + round * 17) % 40000),
-    );
+    const ids = promptIds(BATCH_PROMPT, c * 131 + round * 17);
     const times: number[] = [];
     for await (
       const _ of engine.generate(ids, { maxTokens: BATCH_TOKENS, ignoreEos: true, temperature: 0.7, seed: c })

@@ -179,8 +179,18 @@ static int32_t arena_passes(hearth_model* m, arena_fn fn, const char* what, char
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static int is_mapped(const hearth_model* m, const void* p);
-static size_t weight_bytes(const hearth_weight* w);
+/* True when p points into one of the mapped files. */
+static int is_mapped(const hearth_model* m, const void* p) {
+  for (int32_t i = 0; i < m->n_files; i++) {
+    const uint8_t* a = (const uint8_t*)m->files[i].addr;
+    if (a && (const uint8_t*)p >= a && (const uint8_t*)p < a + m->files[i].size) return 1;
+  }
+  return 0;
+}
+
+static size_t weight_bytes(const hearth_weight* w) {
+  return (size_t)hearth_tensor_bytes(w->dtype, (uint64_t)w->rows, (uint64_t)w->cols);
+}
 
 /* Packs w into the kernels' own layout where they have one: the quantized kernels' (AVX2: panels of 8
    rows, for the 32-element types and Q4_K, Q5_K, Q6_K), and the float kernels' panels of 4 rows (AVX2,
@@ -220,19 +230,6 @@ int32_t hearth_model_set_in_memory(hearth_model* m, int32_t on, char* err, size_
   if (m->finished) return hearth_fail(err, err_len, HEARTH_E_INVALID, "set_in_memory: model already finished");
   m->in_memory = on != 0;
   return HEARTH_OK;
-}
-
-/* True when p points into one of the mapped files. */
-static int is_mapped(const hearth_model* m, const void* p) {
-  for (int32_t i = 0; i < m->n_files; i++) {
-    const uint8_t* a = (const uint8_t*)m->files[i].addr;
-    if (a && (const uint8_t*)p >= a && (const uint8_t*)p < a + m->files[i].size) return 1;
-  }
-  return 0;
-}
-
-static size_t weight_bytes(const hearth_weight* w) {
-  return (size_t)hearth_tensor_bytes(w->dtype, (uint64_t)w->rows, (uint64_t)w->cols);
 }
 
 /* hearth_model_set_in_memory: every weight still read from a mapped file (used as stored, not packed) is

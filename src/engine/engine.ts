@@ -136,10 +136,7 @@ export function resolveKvCacheDtype(
 
 /** The KV cache's byte budget when none is given: a quarter of the memory available now, at most 4 GiB. */
 export function defaultKvCacheBytes(): number {
-  let available = 4 * 2 ** 30;
-  try {
-    available = Deno.systemMemoryInfo().available;
-  } catch { /* not reported on this system: assume plenty */ }
+  const available = availableMemory() ?? 4 * 2 ** 30; /* not reported on this system: assume plenty */
   return Math.max(64 * 2 ** 20, Math.min(4 * 2 ** 30, Math.floor(available / 4)));
 }
 
