@@ -69,6 +69,8 @@ export function cpuUnits(arch: string = Deno.build.arch): CompileUnit[] {
     units.push({ source: "quant_avx2.c", flags: ["-mavx2", "-mfma", "-mf16c"] });
     units.push({ source: "quant_avx512.c", flags: avx512 });
     units.push({ source: "quant_avx512vnni.c", flags: [...avx512, "-mavx512vnni"] });
+    // Panels of 16 rows for the VNNI and AMX tables (quant_panels512.h).
+    units.push({ source: "quant_panels512.c", flags: [...avx512, "-mavx512vnni"] });
     // AMX-INT8 tiles for prefill (quant_amx.c); run only after quant_dispatch.c's runtime check.
     units.push({ source: "quant_amx.c", flags: [...avx512, "-mavx512vnni", "-mamx-tile", "-mamx-int8"] });
   }

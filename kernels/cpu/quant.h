@@ -11,7 +11,9 @@
  *
  * The dot products are compiled per instruction set (plain C; AVX2; AVX-512BW; AVX-512 with VNNI) and
  * one table is picked at run time like hearth_cpu_ops_get (HEARTH_ISA=c|avx2|avx512 asks for one);
- * prefill-sized products (T >= 16) use AMX tiles where the CPU has them (quant_amx.c).
+ * where the CPU has AMX, the AMX table takes each 16-token tile of a product on matrices packed at load
+ * (quant_amx.c) and leaves the rest to the VNNI products on the same panels (quant_panels512.c), with the
+ * same bits per token either way.
  * None of these functions allocates; all are thread-safe (the forward pass splits rows over threads
  * and calls hearth_quant_matmul on each part).
  */
@@ -57,9 +59,9 @@ typedef struct {
                         int64_t n, int64_t k);
 } hearth_quant_ops;
 
-/* Rows per panel of a packed layout: a slice of a packed matrix given to matmul_packed starts at a
-   multiple of it. */
-#define HEARTH_QUANT_PANEL 8
+/* Rows per panel of a packed layout, a multiple of every table's (AVX2: 8, AVX-512 VNNI and AMX: 16): a
+   slice of a packed matrix given to matmul_packed starts at a multiple of it. */
+#define HEARTH_QUANT_PANEL 16
 
 /* The chosen table's packed layout (0 / nothing where it has none for w_dtype), and its product. */
 size_t hearth_quant_pack_bytes(int32_t w_dtype, int64_t n, int64_t k);

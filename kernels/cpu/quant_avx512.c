@@ -81,9 +81,26 @@ QI __m256i bitplane_to_bytes(__m256i p, int bit, char v) {
 #ifdef __AVX512VNNI__
 #define QOPS_NAME hearth_quant_ops_avx512vnni
 #define QOPS_ISA "avx512vnni"
+/* Weight matrices in panels of 16 rows (quant_panels512.c), shared with the AMX table. */
+#define QOPS_PACK_BYTES vnni_pack_bytes
+#define QOPS_PACK vnni_pack
+#define QOPS_MATMUL_PACKED vnni_matmul_packed
 #else
 #define QOPS_NAME hearth_quant_ops_avx512
 #define QOPS_ISA "avx512"
 #endif
 
 #include "quant_simd.inc"
+
+#ifdef __AVX512VNNI__
+#include "quant_panels512.h"
+
+static size_t vnni_pack_bytes(int32_t w_dtype, int64_t n, int64_t k) { return hearth_p16_bytes(w_dtype, n, k); }
+static void vnni_pack(void* dst, const void* w, int32_t w_dtype, int64_t n, int64_t k) {
+  hearth_p16_pack(dst, w, w_dtype, n, k);
+}
+static void vnni_matmul_packed(float* y, int64_t ldy, const void* wp, int32_t w_dtype, const void* x_act, int64_t T,
+                               int64_t n, int64_t k) {
+  hearth_p16_matmul(y, ldy, wp, w_dtype, x_act, T, n, k);
+}
+#endif
