@@ -148,7 +148,7 @@ static void amx32(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa, i
   unpacked_tiles ut;
   int32_t cbuf[2][AMX_GROUP][AMX_TOKENS][P16];
   float acc[AMX_GROUP][AMX_TOKENS][P16];
-  p16_x px[AMX_TOKENS]; /* one block of the tile's tokens: d_x (and sum(x) d_x) */
+  hearth_panel_x px[AMX_TOKENS]; /* one block of the tile's tokens: d_x (and sum(x) d_x) */
   for (int64_t g0 = 0; g0 < n; g0 += AMX_GROUP * P16) {
     const int nr = (int)((n - g0 < AMX_GROUP * P16 ? n - g0 : AMX_GROUP * P16) + P16 - 1) / P16;
     const uint8_t* panel[AMX_GROUP];
@@ -169,7 +169,7 @@ static void amx32(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa, i
           }
           if (j == 0) continue;
           const int jb = j - 1;
-          p16_prep_x(px, x + 34 * jb, xrow, AMX_TOKENS, 1, type, 0);
+          hearth_panel_prep_x(px, x + 34 * jb, xrow, AMX_TOKENS, 1, 0, mins); /* codes unpacked to their values */
           for (int i = 0; i < nr; i++) {
             const uint8_t* R = panel[i] + (c0 + jb) * rec;
             const __m512 dw = p16_h16(R), mw = mins ? p16_h16(R + 32) : _mm512_setzero_ps();

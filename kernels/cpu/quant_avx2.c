@@ -2,7 +2,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "quant.h"
+#include "quant_panels.h"
 
 #define IV __m256i
 #define FV __m256
@@ -127,55 +127,25 @@ QI int64_t rec_bytes(const int type) { return 8 * bytes32(type); }
 QI int code_off(const int type) { return has_min32(type) ? 32 : 16; }
 QI int is_q5(const int type) { return type == HEARTH_DTYPE_Q5_0 || type == HEARTH_DTYPE_Q5_1; }
 
-#define PANEL_XSIDE 4096             /* (token, block) entries of prepared data: 64 KiB on the stack */
-#define PANEL_MAX_K (PANEL_XSIDE * 32) /* longest row packed: one token's blocks fit */
-
 static size_t panel_bytes(int32_t type, int64_t n, int64_t k) {
   if (type == HEARTH_DTYPE_Q4_K || type == HEARTH_DTYPE_Q5_K || type == HEARTH_DTYPE_Q6_K) /* 8 rows x 1 super-block */
-    return k % 256 == 0 && k <= PANEL_MAX_K && n > 0 ? (size_t)((n + 7) / 8) * (size_t)(k / 256) * 8 * bytesk(type) : 0;
-  if (hearth_quant_block_elems(type) != 32 || k % 32 != 0 || k > PANEL_MAX_K || n <= 0) return 0;
+    return k % 256 == 0 && k <= HEARTH_PANEL_MAX_K && n > 0 ? (size_t)((n + 7) / 8) * (size_t)(k / 256) * 8 * bytesk(type) : 0;
+  if (hearth_quant_block_elems(type) != 32 || k % 32 != 0 || k > HEARTH_PANEL_MAX_K || n <= 0) return 0;
   return (size_t)((n + 7) / 8) * (size_t)(k / 32) * (size_t)rec_bytes(type);
-}
-
-/* Code e (0..31) of a native block: unsigned for the 4/5-bit types, the signed byte for Q8_0. */
-QI int native_code(const uint8_t* b, int e, const int type) {
-  if (type == HEARTH_DTYPE_Q8_0) return (int8_t)b[2 + e];
-  const int qo = type == HEARTH_DTYPE_Q4_0 ? 2 : type == HEARTH_DTYPE_Q4_1 ? 4 : type == HEARTH_DTYPE_Q5_0 ? 6 : 8;
-  const int c = e < 16 ? b[qo + e] & 15 : b[qo + e - 16] >> 4;
-  if (!is_q5(type)) return c;
-  uint32_t qh;
-  memcpy(&qh, b + qo - 4, 4);
-  return c | (int)((qh >> e) & 1) << 4;
-}
-
-/* Zeros as long as the longest packed block (Q6_K's): the last panel's padding rows, zero scales and codes. */
-static const uint8_t panel_zero_block[sizeof(hearth_block_q6_k)];
-
-/* Record (p, b) of a packed layout of records of rec bytes, nb per panel, cleared for packing into. */
-QI uint8_t* panel_record(uint8_t* dst, int64_t p, int64_t nb, int64_t b, int64_t rec) {
-  uint8_t* R = dst + (p * nb + b) * rec;
-  memset(R, 0, (size_t)rec);
-  return R;
-}
-
-/* Native block b (of bs bytes, nb per row) of row 8p + r of w (n rows), or zeros past the last row. */
-QI const uint8_t* panel_row_block(const uint8_t* w, int64_t n, int64_t nb, int64_t bs, int64_t p, int r, int64_t b) {
-  const int64_t row = p * 8 + r;
-  return row < n ? w + (row * nb + b) * bs : panel_zero_block;
 }
 
 QI void panel_pack_typed(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int type) {
   const int64_t nb = k / 32, bs = bytes32(type), rec = rec_bytes(type);
   for (int64_t p = 0; p < (n + 7) / 8; p++)
     for (int64_t b = 0; b < nb; b++) {
-      uint8_t* R = panel_record(dst, p, nb, b, rec);
+      uint8_t* R = hearth_panel_record(dst, p, nb, b, rec);
       uint8_t* codes = R + code_off(type);
       for (int r = 0; r < 8; r++) {
-        const uint8_t* blk = panel_row_block(w, n, nb, bs, p, r, b);
+        const uint8_t* blk = hearth_panel_row_block(w, n, nb, bs, 8, p, r, b);
         memcpy(R + 2 * r, blk, 2);
         if (has_min32(type)) memcpy(R + 16 + 2 * r, blk + 2, 2);
         for (int e = 0; e < 32; e++) {
-          const int c = native_code(blk, e, type), g = e / 4, i = e % 4;
+          const int c = hearth_panel_code32(blk, e, type), g = e / 4, i = e % 4;
           if (type == HEARTH_DTYPE_Q8_0) {
             codes[g * 32 + 4 * r + i] = (uint8_t)c;
             continue;
@@ -208,31 +178,6 @@ static void panel_pack(void* dst, const void* w, int32_t type, int64_t n, int64_
   }
 }
 
-/* What a token's block contributes besides its codes: d_x, -offset * sum(x) (offset types) and
-   sum(x) * d_x (min types). Prepared once per token and block. */
-typedef struct {
-  float dx;
-  int32_t off;
-  float mx;
-  int32_t pad;
-} panel_x;
-
-QI void panel_prep_x(panel_x* px, const uint8_t* xa, int64_t xrow, int64_t tn, int64_t nb, const int type) {
-  const int off = offset32(type);
-  for (int64_t t = 0; t < tn; t++)
-    for (int64_t b = 0; b < nb; b++) {
-      const hearth_block_q8_0* xb = (const hearth_block_q8_0*)(xa + t * xrow + b * 34);
-      int32_t sum = 0;
-      if (off || has_min32(type))
-        for (int i = 0; i < 32; i++) sum += xb->qs[i];
-      panel_x* o = &px[t * nb + b];
-      o->dx = h2f((const uint8_t*)xb);
-      o->off = -off * sum;
-      o->mx = (float)sum * o->dx;
-      o->pad = 0;
-    }
-}
-
 /* 4 bytes of x (codes 4g .. 4g + 3 of block b) in every lane. */
 QI __m256i x4(const uint8_t* xb, int g) {
   int32_t v;
@@ -261,7 +206,7 @@ QI void panel_store(float* y, int64_t ldy, const int rows, const __m256* acc, co
 /* y[t * ldy + r] for the panel's rows r < rows and TT tokens, over all nb blocks. px: the tokens' prepared
    data (token t at px + t * nb). */
 QI void panel_tile(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
-                   const panel_x* px, int64_t nb, const int TT, const int type, const int prefetch) {
+                   const hearth_panel_x* px, int64_t nb, const int TT, const int type, const int prefetch) {
   const int64_t rec = rec_bytes(type);
   const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
   __m256 acc[PANEL_TT];
@@ -314,7 +259,7 @@ QI void panel_tile(float* y, int64_t ldy, const int rows, const uint8_t* wp, con
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)R));
     const __m256 mw = has_min32(type) ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(R + 16))) : _mm256_setzero_ps();
     for (int t = 0; t < TT; t++) {
-      const panel_x* o = &px[t * nb + b];
+      const hearth_panel_x* o = &px[t * nb + b];
       if (offset32(type)) p[t] = _mm256_add_epi32(p[t], _mm256_set1_epi32(o->off));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[t]), _mm256_mul_ps(dw, _mm256_set1_ps(o->dx)), acc[t]);
       if (has_min32(type)) acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(o->mx), acc[t]);
@@ -323,17 +268,14 @@ QI void panel_tile(float* y, int64_t ldy, const int rows, const uint8_t* wp, con
   panel_store(y, ldy, rows, acc, TT);
 }
 
-#define PANEL_XTOKENS 64 /* most tokens prepared at a time */
-
 QI void panel_matmul_typed(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa, int64_t T, int64_t n,
                            int64_t k, const int type) {
   const int64_t nb = k / 32, xrow = nb * 34, prec = nb * rec_bytes(type);
-  panel_x px[PANEL_XSIDE];
-  int64_t tb = PANEL_XSIDE / nb; /* tokens prepared at a time: at least 1 (k <= PANEL_MAX_K) */
-  if (tb > PANEL_XTOKENS) tb = PANEL_XTOKENS;
+  hearth_panel_x px[HEARTH_PANEL_XSIDE];
+  const int64_t tb = hearth_panel_xtokens(nb);
   for (int64_t t0 = 0; t0 < T; t0 += tb) {
     const int64_t tn = T - t0 < tb ? T - t0 : tb;
-    panel_prep_x(px, xa + t0 * xrow, xrow, tn, nb, type);
+    hearth_panel_prep_x(px, xa + t0 * xrow, xrow, tn, nb, offset32(type), has_min32(type));
     for (int64_t r0 = 0; r0 < n; r0 += 8) {
       const int rows = n - r0 < 8 ? (int)(n - r0) : 8;
       const uint8_t* p = wp + (r0 / 8) * prec;
@@ -370,9 +312,9 @@ static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k,
   const int64_t nsb = k / 256, bs = bytesk(type);
   for (int64_t p = 0; p < (n + 7) / 8; p++)
     for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = panel_record(dst, p, nsb, sb, 8 * bs);
+      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, 8 * bs);
       for (int r = 0; r < 8; r++) {
-        const uint8_t* blk = panel_row_block(w, n, nsb, bs, p, r, sb);
+        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, 8, p, r, sb);
         memcpy(R + 2 * r, blk, 2);
         memcpy(R + 16 + 2 * r, blk + 2, 2);
         for (int sub = 0; sub < 8; sub++) {
@@ -382,10 +324,9 @@ static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k,
           R[96 + 4 * sub + r / 2] |= (uint8_t)((m >> 2) << (4 * (r % 2)));
           uint8_t* codes = R + 128 + 128 * sub;
           for (int e = 0; e < 32; e++) {
-            const int i = 32 * sub + e, g = e / 4, lane_bit = 4 * r + e % 4;
-            const int c = (blk[(q5 ? 48 : 16) + 32 * (i / 64) + i % 32] >> (4 * ((i / 32) % 2))) & 15;
-            codes[(g / 2) * 32 + lane_bit] |= (uint8_t)(c << (g % 2 ? 4 : 0));
-            if (q5 && (blk[16 + i % 32] >> (i / 32)) & 1)
+            const int g = e / 4, lane_bit = 4 * r + e % 4, c = hearth_panel_code_q4k(blk, 32 * sub + e, q5);
+            codes[(g / 2) * 32 + lane_bit] |= (uint8_t)((c & 15) << (g % 2 ? 4 : 0));
+            if (c >> 4)
               R[1152 + 32 * sub + 4 * g + lane_bit / 8] |= (uint8_t)(1 << (lane_bit % 8));
           }
         }
@@ -486,14 +427,13 @@ static void panel_pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k)
   const int64_t nsb = k / 256, bs = bytesk(HEARTH_DTYPE_Q6_K);
   for (int64_t p = 0; p < (n + 7) / 8; p++)
     for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = panel_record(dst, p, nsb, sb, 8 * bs);
+      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, 8 * bs);
       for (int r = 0; r < 8; r++) {
-        const uint8_t* blk = panel_row_block(w, n, nsb, bs, p, r, sb);
+        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, 8, p, r, sb);
         memcpy(R + 2 * r, blk + 208, 2);
         for (int sub = 0; sub < 16; sub++) R[16 + 8 * sub + r] = blk[192 + sub];
         for (int i = 0; i < 256; i++) {
-          const int h = i / 128, j = i % 128;
-          const int q = ((blk[64 * h + j % 64] >> (4 * (j / 64))) & 15) | ((blk[128 + 32 * h + j % 32] >> (2 * (j / 32))) & 3) << 4;
+          const int q = hearth_panel_code_q6k(blk, i);
           const int G = i / 32, e = i % 32, g = e / 4;
           R[144 + 128 * G + (g / 2) * 32 + 4 * r + e % 4] |= (uint8_t)((q & 15) << (g % 2 ? 4 : 0));
           R[1168 + 64 * G + 32 * (g / 4) + 4 * r + e % 4] |= (uint8_t)((q >> 4) << (2 * (g % 4)));

@@ -21,9 +21,6 @@
 /* ---------------------------------------------------------------------------------------------------- */
 /* Packing                                                                                                */
 
-/* Zeros as long as the longest block (Q6_K's): the last panel's padding rows. */
-static const uint8_t zero_block[sizeof(hearth_block_q6_k)];
-
 size_t hearth_p16_bytes(int32_t type, int64_t n, int64_t k) {
   const int64_t qk = hearth_quant_block_elems(type);
   switch (type) {
@@ -37,32 +34,8 @@ size_t hearth_p16_bytes(int32_t type, int64_t n, int64_t k) {
     case HEARTH_DTYPE_Q6_K: break;
     default: return 0;
   }
-  if (n <= 0 || k <= 0 || k % qk != 0 || k > P16_MAX_K) return 0;
+  if (n <= 0 || k <= 0 || k % qk != 0 || k > HEARTH_PANEL_MAX_K) return 0;
   return (size_t)((n + P16 - 1) / P16) * (size_t)(k / qk) * (size_t)p16_rec(type);
-}
-
-/* Record (p, b) of a layout of nb records of rec bytes per panel, cleared for packing into. */
-static uint8_t* clear_record(uint8_t* dst, int64_t p, int64_t nb, int64_t b, int64_t rec) {
-  uint8_t* R = dst + (p * nb + b) * rec;
-  memset(R, 0, (size_t)rec);
-  return R;
-}
-
-/* Block b of row r of panel p in the stored matrix (n rows of nb blocks of bs bytes), zeros past n. */
-static const uint8_t* row_block(const uint8_t* w, int64_t n, int64_t nb, int64_t bs, int64_t p, int r, int64_t b) {
-  const int64_t row = p * P16 + r;
-  return row < n ? w + (row * nb + b) * bs : zero_block;
-}
-
-/* Code e (0..31) of a native 32-element block: unsigned for the 4/5-bit types, signed for Q8_0. */
-static int native_code(const uint8_t* b, int e, int32_t type) {
-  if (type == HEARTH_DTYPE_Q8_0) return (int8_t)b[2 + e];
-  const int qo = type == HEARTH_DTYPE_Q4_0 ? 2 : type == HEARTH_DTYPE_Q4_1 ? 4 : type == HEARTH_DTYPE_Q5_0 ? 6 : 8;
-  const int c = e < 16 ? b[qo + e] & 15 : b[qo + e - 16] >> 4;
-  if (!p16_is_q5(type)) return c;
-  uint32_t qh;
-  memcpy(&qh, b + qo - 4, 4);
-  return c | (int)((qh >> e) & 1) << 4;
 }
 
 /* Sets bit `bit` of the u64 at p. */
@@ -84,14 +57,14 @@ static void pack32(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, int32_t
   const int64_t nb = k / 32, bs = hearth_quant_block_bytes(type), rec = p16_rec(type);
   for (int64_t p = 0; p < (n + P16 - 1) / P16; p++)
     for (int64_t b = 0; b < nb; b++) {
-      uint8_t* R = clear_record(dst, p, nb, b, rec);
+      uint8_t* R = hearth_panel_record(dst, p, nb, b, rec);
       uint8_t* codes = R + p16_codes(type);
       for (int r = 0; r < P16; r++) {
-        const uint8_t* blk = row_block(w, n, nb, bs, p, r, b);
+        const uint8_t* blk = hearth_panel_row_block(w, n, nb, bs, P16, p, r, b);
         memcpy(R + 2 * r, blk, 2);
         if (p16_has_min(type)) memcpy(R + 32 + 2 * r, blk + 2, 2);
         for (int e = 0; e < 32; e++) {
-          const int c = native_code(blk, e, type);
+          const int c = hearth_panel_code32(blk, e, type);
           if (type == HEARTH_DTYPE_Q8_0) codes[64 * (e / 4) + 4 * r + e % 4] = (uint8_t)(c + 128);
           else put_nibble(codes, p16_is_q5(type) ? codes + 256 : NULL, e, r, c);
         }
@@ -104,9 +77,9 @@ static void pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, int32
   const int64_t nsb = k / 256, bs = hearth_quant_block_bytes(type), rec = p16_rec(type);
   for (int64_t p = 0; p < (n + P16 - 1) / P16; p++)
     for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = clear_record(dst, p, nsb, sb, rec);
+      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, rec);
       for (int r = 0; r < P16; r++) {
-        const uint8_t* blk = row_block(w, n, nsb, bs, p, r, sb);
+        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, P16, p, r, sb);
         memcpy(R + 2 * r, blk, 2);
         memcpy(R + 32 + 2 * r, blk + 2, 2);
         for (int sub = 0; sub < 8; sub++) {
@@ -115,9 +88,7 @@ static void pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, int32
           R[64 + 16 * sub + r] = (uint8_t)(sc | (m & 3) << 6);
           R[192 + 8 * sub + r / 2] |= (uint8_t)((m >> 2) << (4 * (r % 2)));
           for (int e = 0; e < 32; e++) {
-            const int i = 32 * sub + e; /* element i: qs byte 32 (i / 64) + i % 32, nibble (i / 32) % 2 */
-            int c = (blk[(q5 ? 48 : 16) + 32 * (i / 64) + i % 32] >> (4 * ((i / 32) % 2))) & 15;
-            if (q5) c |= ((blk[16 + i % 32] >> (i / 32)) & 1) << 4;
+            const int c = hearth_panel_code_q4k(blk, 32 * sub + e, q5);
             put_nibble(R + 256 + 256 * sub, q5 ? R + 2304 + 64 * sub : NULL, e, r, c);
           }
         }
@@ -129,14 +100,13 @@ static void pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
   const int64_t nsb = k / 256, bs = (int64_t)sizeof(hearth_block_q6_k), rec = p16_rec(HEARTH_DTYPE_Q6_K);
   for (int64_t p = 0; p < (n + P16 - 1) / P16; p++)
     for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = clear_record(dst, p, nsb, sb, rec);
+      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, rec);
       for (int r = 0; r < P16; r++) {
-        const uint8_t* blk = row_block(w, n, nsb, bs, p, r, sb);
+        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, P16, p, r, sb);
         memcpy(R + 2 * r, blk + 208, 2);
         for (int sub = 0; sub < 16; sub++) R[32 + 16 * sub + r] = blk[192 + sub];
         for (int i = 0; i < 256; i++) {
-          const int h = i / 128, j = i % 128;
-          const int q = ((blk[64 * h + j % 64] >> (4 * (j / 64))) & 15) | ((blk[128 + 32 * h + j % 32] >> (2 * (j / 32))) & 3) << 4;
+          const int q = hearth_panel_code_q6k(blk, i);
           const int G = i / 32, e = i % 32, g = e / 4;
           put_nibble(R + 288 + 256 * G, NULL, e, r, q & 15);
           R[2336 + 128 * G + 64 * (g / 4) + 4 * r + e % 4] |= (uint8_t)((q >> 4) << (2 * (g % 4)));
@@ -169,7 +139,7 @@ PI void prefetch_bytes(const uint8_t* p, int64_t n) {
 
 /* y[t * ldy + r] for the panel's rows r < rows and TT tokens of a 32-element type over nb blocks. */
 PI void tile32(float* y, int64_t ldy, int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
-               const p16_x* px, int64_t nb, const int TT, const int32_t type, int prefetch) {
+               const hearth_panel_x* px, int64_t nb, const int TT, const int32_t type, int prefetch) {
   const int64_t rec = p16_rec(type);
   const int mins = p16_has_min(type);
   __m512 acc[PT];
@@ -280,7 +250,7 @@ PI void tilek(float* y, int64_t ldy, int rows, const uint8_t* wp, const uint8_t*
 
 /* Tiles of 8, 4, 2, 1 tokens over one panel (the first tile streams it and prefetches). */
 PI void panel_tokens(float* y, int64_t ldy, int rows, const uint8_t* p, const uint8_t* xa, int64_t xrow,
-                     const p16_x* px, int64_t nb, int64_t tn, const int32_t type) {
+                     const hearth_panel_x* px, int64_t nb, int64_t tn, const int32_t type) {
   int64_t t = 0;
 #define P16_TILE(TT)                                                                                    \
   for (; t + (TT) <= tn; t += (TT)) {                                                                   \
@@ -300,11 +270,11 @@ PI void matmul_typed(float* y, int64_t ldy, const uint8_t* wp, const uint8_t* xa
                      const int32_t type) {
   const int64_t qk = p16_is_k(type) ? 256 : 32, nb = k / qk, prec = nb * p16_rec(type);
   const int64_t xrow = (int64_t)hearth_quant_act_bytes(type, 1, k);
-  p16_x px[P16_XSIDE]; /* 32-element types only */
-  const int64_t tb = p16_is_k(type) ? T : p16_xtokens(nb);
+  hearth_panel_x px[HEARTH_PANEL_XSIDE]; /* 32-element types only */
+  const int64_t tb = p16_is_k(type) ? T : hearth_panel_xtokens(nb);
   for (int64_t t0 = 0; t0 < T; t0 += tb) {
     const int64_t tn = T - t0 < tb ? T - t0 : tb;
-    if (!p16_is_k(type)) p16_prep_x(px, xa + t0 * xrow, xrow, tn, nb, type, 1);
+    if (!p16_is_k(type)) hearth_panel_prep_x(px, xa + t0 * xrow, xrow, tn, nb, p16_offset(type), p16_has_min(type));
     for (int64_t r0 = 0; r0 < n; r0 += P16) {
       const int rows = n - r0 < P16 ? (int)(n - r0) : P16;
       panel_tokens(y + t0 * ldy + r0, ldy, rows, wp + (r0 / P16) * prec, xa + t0 * xrow, xrow, px, nb, tn, type);

@@ -30,11 +30,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "quant.h"
+#include "quant_panels.h"
 
 #define P16 16 /* rows per panel */
-#define P16_XSIDE 4096 /* (token, block) entries of prepared activations at a time: 64 KiB on the stack */
-#define P16_MAX_K (P16_XSIDE * 32) /* longest row packed: one token's blocks fit */
 
 #define PI static inline __attribute__((always_inline))
 
@@ -50,49 +48,10 @@ PI int p16_offset(int32_t type) {
 PI int64_t p16_rec(int32_t type) { return P16 * (int64_t)hearth_quant_block_bytes(type); }
 PI int p16_codes(int32_t type) { return p16_has_min(type) ? 64 : 32; }
 
-/* What a token's Q8_0 block contributes besides its codes: d_x, -offset * sum(x), sum(x) * d_x. */
-typedef struct {
-  float dx;
-  int32_t off;
-  float mx;
-  int32_t pad;
-} p16_x;
-
-/* The sum of a Q8_0 block's 32 signed codes (bytes + 128 summed unsigned, 32 * 128 taken off). */
-PI int32_t p16_code_sum(const int8_t* qs) {
-  const __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)qs), _mm256_set1_epi8((char)0x80));
-  const __m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256()); /* 4 x u64 */
-  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-  return (int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
-}
-
-/* px[t * nb + b] for tn tokens (xa: token 0's Q8_0 row, xrow bytes apart) and nb blocks. with_off: the
-   products' codes carry p16_offset(type) (the VNNI products; AMX's tiles take it off the codes). */
-PI void p16_prep_x(p16_x* px, const uint8_t* xa, int64_t xrow, int64_t tn, int64_t nb, int32_t type, int with_off) {
-  const int off = with_off ? p16_offset(type) : 0, mins = p16_has_min(type);
-  for (int64_t t = 0; t < tn; t++)
-    for (int64_t b = 0; b < nb; b++) {
-      const hearth_block_q8_0* xb = (const hearth_block_q8_0*)(xa + t * xrow + b * 34);
-      const int32_t sum = off || mins ? p16_code_sum(xb->qs) : 0;
-      p16_x* o = &px[t * nb + b];
-      o->dx = _cvtsh_ss(xb->d);
-      o->off = -off * sum;
-      o->mx = (float)sum * o->dx;
-      o->pad = 0;
-    }
-}
-
-/* Tokens prepared at a time for rows of nb blocks (a multiple of 16 when at least 16 fit). */
-PI int64_t p16_xtokens(int64_t nb) {
-  int64_t tb = P16_XSIDE / nb;
-  if (tb > 64) tb = 64;
-  return tb >= 16 ? tb / 16 * 16 : tb;
-}
-
 /* One block of a 32-element type into 16 rows' accumulators: acc + cvt(sum + off) * (d_w d_x), then
    + m_w * (sum(x) d_x) for the types with mins. sum: the exact sum of code products (with_off: of the
    codes as stored, the offset then taken off; else of the codes' values). */
-PI __m512 p16_block(__m512 acc, __m512i sum, __m512 dw, __m512 mw, const p16_x* o, int mins, int with_off) {
+PI __m512 p16_block(__m512 acc, __m512i sum, __m512 dw, __m512 mw, const hearth_panel_x* o, int mins, int with_off) {
   const __m512i s = with_off ? _mm512_add_epi32(sum, _mm512_set1_epi32(o->off)) : sum;
   acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(o->dx)), acc);
   if (mins) acc = _mm512_fmadd_ps(mw, _mm512_set1_ps(o->mx), acc);
