@@ -22,6 +22,11 @@
  * few microseconds, and between two steps the caller is away for tens of microseconds; waking a
  * sleeping thread costs more than that), then sleep on a condition variable.
  */
+#if defined(__linux__)
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_setname_np */
+#endif
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -234,6 +239,11 @@ hearth_pool* hearth_pool_new(int32_t n_threads) {
         hearth_pool_free(pool);
         return NULL;
       }
+#if defined(__linux__)
+      /* Named by the creator, so the name is there when this returns: `top -H` and
+         /proc/<pid>/task/<tid>/comm tell the pool's workers from the runtime's threads. */
+      pthread_setname_np(pool->threads[i - 1], "hearth-pool");
+#endif
     }
   }
   return pool;

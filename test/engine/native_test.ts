@@ -239,7 +239,18 @@ Deno.test({
   name: "native: the thread pool is persistent: threads - 1 workers per context, the same ones every step",
   ignore: Deno.build.os !== "linux",
   fn: async () => {
-    const tids = () => new Set([...Deno.readDirSync("/proc/self/task")].map((e) => e.name));
+    // The pool's workers by their name: the runtime may start threads of its own at any time.
+    const comm = (tid: string) => {
+      try {
+        return Deno.readTextFileSync(`/proc/self/task/${tid}/comm`).trim();
+      } catch {
+        return ""; // the thread ended meanwhile
+      }
+    };
+    const tids = () =>
+      new Set(
+        [...Deno.readDirSync("/proc/self/task")].map((e) => e.name).filter((t) => comm(t) === "hearth-pool"),
+      );
     const { description: d } = await describeModel(DIR);
     const model = await NativeModel.load(d, "auto");
     try {
@@ -255,7 +266,6 @@ Deno.test({
       const ctx = await NativeContext.create(model, { ...OPTIONS, threads: 4 });
       let workers: string[];
       try {
-        // Creating a context is one blocking call: the only threads started meanwhile are its own.
         workers = [...tids()].filter((t) => !before.has(t));
         assertEquals(workers.length, 3, "threads 4: the caller's thread and 3 workers");
         await step(ctx, 20);
