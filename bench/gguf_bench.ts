@@ -11,7 +11,7 @@
  *
  * Prints a markdown table, writes bench/results/gguf.json and bench/results/gguf.png.
  *
- *   deno task bench [--types F16,Q8_0,Q4_0,Q4_K,Q4_1] [--threads N] [--runs 3] [--no-peer] [--mmap | --no-mmap]
+ *   deno task bench [--types F16,Q8_0,Q4_0,Q4_K,Q4_1 (or Q2_K, Q3_K)] [--threads N] [--runs 3] [--no-peer] [--mmap | --no-mmap]
  *
  * @module
  */
@@ -92,6 +92,17 @@ const RANDOM_FILES: Record<string, FileSpec> = {
       "other matrices (rows of 576) are Q5_0, llama.cpp's quantizer's own fallback for Q4_K, and the " +
       "tied embedding/output matrix is Q8_0",
   },
+  // Not in the default set (the issue's table): the 2- and 3-bit K-quants, `--types Q2_K,Q3_K`.
+  Q2_K: {
+    label: "Q2_K mix",
+    weight: (row) => row % 256 === 0 ? "Q2_K" : "Q4_0",
+    embd: "Q8_0",
+    fileType: 10,
+    note: "Q2_K / Q3_K mix: only ffn_down (rows of 1536) can be a K-quant; the other matrices (rows of " +
+      "576) are Q4_0, in place of the IQ4_NL llama.cpp's quantizer falls back to, and the tied " +
+      "embedding/output matrix is Q8_0",
+  },
+  Q3_K: { label: "Q3_K mix", weight: (row) => row % 256 === 0 ? "Q3_K" : "Q4_0", embd: "Q8_0", fileType: 11 },
 };
 
 /** The real file's metadata value as a typed value for the writer. */
@@ -301,7 +312,9 @@ for (const type of types) {
     label = "Q4_1 (real)";
   } else {
     const spec = RANDOM_FILES[type];
-    if (spec === undefined) throw new Error(`unknown type ${type}: one of F16, Q8_0, Q4_0, Q4_K, Q4_1`);
+    if (spec === undefined) {
+      throw new Error(`unknown type ${type}: one of F16, Q8_0, Q4_0, Q4_K, Q4_1, Q2_K, Q3_K`);
+    }
     path = await ensureRandomGguf(type, spec, realHeader);
     label = spec.label;
     if (spec.note) notes.push(spec.note);

@@ -193,7 +193,8 @@ static size_t weight_bytes(const hearth_weight* w) {
 }
 
 /* Packs w into the kernels' own layout where they have one: the quantized kernels' (panels of 8 rows on
-   AVX2, of 16 on AVX-512 VNNI and AMX, for the 32-element types and Q4_K, Q5_K, Q6_K), and the float
+   AVX2 for the 32-element types and every K-quant, of 16 on AVX-512 VNNI and AMX for the 32-element types
+   and Q4_K, Q5_K, Q6_K), and the float
    kernels' panels of 4 rows (AVX2, AVX-512) for a float matrix the model holds in its own memory
    (converted at load, or everything with set_in_memory): a mapped one stays as the file has it. The
    stored bytes are then not read again, unless w is the tied lm_head, whose rows the embedding still

@@ -128,7 +128,7 @@ QI int code_off(const int type) { return has_min32(type) ? 32 : 16; }
 QI int is_q5(const int type) { return type == HEARTH_DTYPE_Q5_0 || type == HEARTH_DTYPE_Q5_1; }
 
 static size_t panel_bytes(int32_t type, int64_t n, int64_t k) {
-  if (type == HEARTH_DTYPE_Q4_K || type == HEARTH_DTYPE_Q5_K || type == HEARTH_DTYPE_Q6_K) /* 8 rows x 1 super-block */
+  if (hearth_dtype_is_k_quant(type)) /* 8 rows x 1 super-block */
     return k % 256 == 0 && k <= HEARTH_PANEL_MAX_K && n > 0 ? (size_t)((n + 7) / 8) * (size_t)(k / 256) * 8 * bytesk(type) : 0;
   if (hearth_quant_block_elems(type) != 32 || k % 32 != 0 || k > HEARTH_PANEL_MAX_K || n <= 0) return 0;
   return (size_t)((n + 7) / 8) * (size_t)(k / 32) * (size_t)rec_bytes(type);
@@ -162,11 +162,15 @@ QI void panel_pack_typed(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, c
     }
 }
 
+static void panel_pack_q2k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k);
+static void panel_pack_q3k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k);
 static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int type);
 static void panel_pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k);
 
 static void panel_pack(void* dst, const void* w, int32_t type, int64_t n, int64_t k) {
   switch (type) {
+    case HEARTH_DTYPE_Q2_K: panel_pack_q2k(dst, w, n, k); break;
+    case HEARTH_DTYPE_Q3_K: panel_pack_q3k(dst, w, n, k); break;
     case HEARTH_DTYPE_Q4_K:
     case HEARTH_DTYPE_Q5_K: panel_pack_q4k(dst, w, n, k, type); break;
     case HEARTH_DTYPE_Q6_K: panel_pack_q6k(dst, w, n, k); break;
@@ -497,11 +501,155 @@ QI void panel_tile_q6k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
   panel_store(y, ldy, rows, acc, TT);
 }
 
+/* ---------------------------------------------------------------------------------------------------- */
+/* Q2_K and Q3_K in panels of 8 rows.                                                                     */
+/*                                                                                                        */
+/* Both have sub-blocks of 16 codes with a small integer scale each, so a sub-block is one vector of 2-bit */
+/* codes: 4 groups of 4 codes per row, in the 4 bit pairs of its row's 32-bit lane. Per sub-block and     */
+/* token: 4 VPMADDUBSW (codes 0..3, or Q3_K's 0..7 with its third bit ORed in), summed in int16 (8         */
+/* products of 7 * 127 fit), one VPMADDWD against the rows' scales, summed in int32 over the super-block.  */
+/* Q2_K: value d * sc * q - dmin * m, so acc = fma(cvt(sum q x sc), d_w d_x, acc), then                    */
+/* acc = fma(cvt(sum m xsum), -dmin_w d_x, acc), as Q4_K's mins. Q3_K: value d * sc * (q - 4) with signed   */
+/* sc, so the offset is 4 sum(sc xsum), taken off in int32 before the one conversion, as Q6_K's.           */
+/* xsum: the Q8_K activations' bsums (one per 16). Records of 8 rows x 1 super-block, the bytes of the 8   */
+/* native blocks:                                                                                          */
+/*   Q2_K (672): d[8] f16 | dmin[8] f16 | sm[16 sub-blocks][8 rows] u8 (the native scale | min << 4)      */
+/*               | codes[16 sub-blocks][32]                                                               */
+/*   Q3_K (880): d[8] f16 | sc low nibbles[16][4] (byte r/2, nibble r % 2) | sc top bits[16] u16 (bits 2r, */
+/*               2r + 1; sc = the 6-bit native scale, value + 32) | codes[16][32] | third bits[8][32]        */
+/* codes of sub-block s: byte 4r + i bits 2u, 2u + 1 = the low 2 bits of row r's code 16s + 4u + i;        */
+/* third bits, plane P: byte 4r + i bit b = the third bit of row r's code 32P + 4b + i (a shift and an AND */
+/* put it at bit 2 of the code's byte).                                                                   */
+
+static void panel_pack_q2k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
+  const int64_t nsb = k / 256, bs = bytesk(HEARTH_DTYPE_Q2_K);
+  for (int64_t p = 0; p < (n + 7) / 8; p++)
+    for (int64_t sb = 0; sb < nsb; sb++) {
+      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, 8 * bs);
+      for (int r = 0; r < 8; r++) {
+        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, 8, p, r, sb);
+        memcpy(R + 2 * r, blk + 80, 2);      /* d */
+        memcpy(R + 16 + 2 * r, blk + 82, 2); /* dmin */
+        for (int sub = 0; sub < 16; sub++) R[32 + 8 * sub + r] = blk[sub];
+        for (int i = 0; i < 256; i++)
+          R[160 + 32 * (i / 16) + 4 * r + i % 4] |= (uint8_t)(hearth_panel_code_q2k(blk, i) << (2 * ((i % 16) / 4)));
+      }
+    }
+}
+
+static void panel_pack_q3k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
+  const int64_t nsb = k / 256, bs = bytesk(HEARTH_DTYPE_Q3_K);
+  for (int64_t p = 0; p < (n + 7) / 8; p++)
+    for (int64_t sb = 0; sb < nsb; sb++) {
+      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, 8 * bs);
+      for (int r = 0; r < 8; r++) {
+        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, 8, p, r, sb);
+        memcpy(R + 2 * r, blk + 108, 2);
+        for (int sub = 0; sub < 16; sub++) {
+          const int sc = hearth_q3k_scale(blk + 96, sub) + 32; /* 0..63 */
+          R[16 + 4 * sub + r / 2] |= (uint8_t)((sc & 15) << (4 * (r % 2)));
+          R[80 + 2 * sub + r / 4] |= (uint8_t)((sc >> 4) << (2 * (r % 4)));
+        }
+        for (int i = 0; i < 256; i++) {
+          const int q = hearth_panel_code_q3k(blk, i);
+          R[112 + 32 * (i / 16) + 4 * r + i % 4] |= (uint8_t)((q & 3) << (2 * ((i % 16) / 4)));
+          R[624 + 32 * (i / 32) + 4 * r + i % 4] |= (uint8_t)((q >> 2) << ((i % 32) / 4));
+        }
+      }
+    }
+}
+
+/* Bit b of each byte of v moved to bit 2, the other bits cleared (the 16-bit shift's spill across bytes is
+   masked off). */
+QI __m256i bit_to_2(__m256i v, int b) {
+  const __m256i at = b > 2 ? _mm256_srli_epi16(v, b - 2) : b < 2 ? _mm256_slli_epi16(v, 2 - b) : v;
+  return _mm256_and_si256(at, _mm256_set1_epi8(4));
+}
+
+/* The rows' signed scales (lanes) of Q3_K sub-block `sub` of record R. */
+QI __m256i q3k_panel_scales(const uint8_t* R, int sub) {
+  int32_t b4;
+  memcpy(&b4, R + 16 + 4 * sub, 4);
+  const __m256i h = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(_mm_cvtsi32_si128(b4), _mm_set_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 3, 3, 2, 2, 1, 1, 0, 0)));
+  const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(h, _mm256_set_epi32(4, 0, 4, 0, 4, 0, 4, 0)), _mm256_set1_epi32(15));
+  uint16_t hb;
+  memcpy(&hb, R + 80 + 2 * sub, 2);
+  const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(hb), _mm256_set_epi32(14, 12, 10, 8, 6, 4, 2, 0)),
+                                      _mm256_set1_epi32(3));
+  return _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+}
+
+/* y[t * ldy + r] for the panel's rows r < rows and TT tokens over all nsb super-blocks (x: Q8_K rows). */
+QI void panel_tile_q23k(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
+                        int64_t nsb, const int TT, const int prefetch, const int type) {
+  const int q3 = type == HEARTH_DTYPE_Q3_K;
+  const int64_t rec = 8 * bytesk(type), codes_at = q3 ? 112 : 160;
+  const __m256i m3 = _mm256_set1_epi8(3);
+  __m256 acc[PANEL_TT];
+  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; sb++) {
+    const uint8_t* R = wp + sb * rec;
+    if (prefetch) prefetch_bytes(R + rec, rec); /* the panel's first tile streams it: the next record */
+    __m256i isum[PANEL_TT], msum[PANEL_TT];
+    for (int t = 0; t < TT; t++) isum[t] = msum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+    for (int sub = 0; sub < 16; sub++) {
+      __m256i sc, mn = _mm256_setzero_si256();
+      if (q3) {
+        sc = q3k_panel_scales(R, sub);
+      } else {
+        int64_t b8;
+        memcpy(&b8, R + 32 + 8 * sub, 8);
+        const __m256i v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(b8));
+        sc = _mm256_and_si256(v, _mm256_set1_epi32(15));
+        mn = _mm256_srli_epi32(v, 4);
+      }
+      const __m256i sc2 = _mm256_or_si256(_mm256_and_si256(sc, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(sc, 16));
+      const __m256i c = ld256(R + codes_at + 32 * sub);
+      __m256i q[4];
+      q[0] = _mm256_and_si256(c, m3);
+      q[1] = _mm256_and_si256(_mm256_srli_epi16(c, 2), m3);
+      q[2] = _mm256_and_si256(_mm256_srli_epi16(c, 4), m3);
+      q[3] = _mm256_and_si256(_mm256_srli_epi16(c, 6), m3);
+      if (q3) {
+        const __m256i plane = ld256(R + 624 + 32 * (sub / 2));
+        for (int u = 0; u < 4; u++) q[u] = _mm256_or_si256(q[u], bit_to_2(plane, 4 * (sub % 2) + u));
+      }
+      for (int t = 0; t < TT; t++) {
+        const hearth_block_q8_k* xb = (const hearth_block_q8_k*)(xa + t * xrow) + sb;
+        __m256i p16 = _mm256_setzero_si256();
+        for (int u = 0; u < 4; u++) {
+          int32_t xv;
+          memcpy(&xv, xb->qs + 16 * sub + 4 * u, 4);
+          p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[u], _mm256_set1_epi32(xv)));
+        }
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16, sc2));
+        /* scale (or min) x xsum as VPMADDWD: the scale's low int16 against xsum, the high one against 0 */
+        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(q3 ? sc : mn, _mm256_set1_epi32((uint16_t)xb->bsums[sub])));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)R));
+    for (int t = 0; t < TT; t++) {
+      const __m256 dx = _mm256_set1_ps(((const hearth_block_q8_k*)(xa + t * xrow) + sb)->d);
+      if (q3) {
+        const __m256i sum = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(msum[t], 2));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[t]);
+      } else {
+        const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(R + 16)));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, dx), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), dmw), dx), acc[t]);
+      }
+    }
+  }
+  panel_store(y, ldy, rows, acc, TT);
+}
+
 /* The K-quant panels' product: records of 8 rows x 1 super-block (8 native blocks' bytes), tiles of
    PANEL_TT tokens, single tokens for the tail; the first tile over a panel prefetches (see panel_matmul_typed). */
 QI void panel_tile_k(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
                      int64_t nsb, const int TT, const int prefetch, const int type) {
   if (type == HEARTH_DTYPE_Q6_K) panel_tile_q6k(y, ldy, rows, wp, xa, xrow, nsb, TT, prefetch);
+  else if (type == HEARTH_DTYPE_Q2_K || type == HEARTH_DTYPE_Q3_K) panel_tile_q23k(y, ldy, rows, wp, xa, xrow, nsb, TT, prefetch, type);
   else panel_tile_q4k(y, ldy, rows, wp, xa, xrow, nsb, TT, prefetch, type);
 }
 
@@ -523,6 +671,8 @@ static void panel_matmul(float* y, int64_t ldy, const void* wp, int32_t type, co
   const uint8_t* w = (const uint8_t*)wp;
   const uint8_t* xa = (const uint8_t*)x_act;
   switch (type) {
+    case HEARTH_DTYPE_Q2_K: panel_matmul_k(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q2_K); break;
+    case HEARTH_DTYPE_Q3_K: panel_matmul_k(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q3_K); break;
     case HEARTH_DTYPE_Q4_K: panel_matmul_k(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q4_K); break;
     case HEARTH_DTYPE_Q5_K: panel_matmul_k(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q5_K); break;
     case HEARTH_DTYPE_Q6_K: panel_matmul_k(y, ldy, w, xa, T, n, k, HEARTH_DTYPE_Q6_K); break;
