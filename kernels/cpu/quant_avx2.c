@@ -515,8 +515,9 @@ QI void panel_tile_q6k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
 /* native blocks:                                                                                          */
 /*   Q2_K (672): d[8] f16 | dmin[8] f16 | sm[16 sub-blocks][8 rows] u8 (the native scale | min << 4)      */
 /*               | codes[16 sub-blocks][32]                                                               */
-/*   Q3_K (880): d[8] f16 | sc low nibbles[16][4] (byte r/2, nibble r % 2) | sc top bits[16] u16 (bits 2r, */
-/*               2r + 1; sc = the 6-bit native scale, value + 32) | codes[16][32] | third bits[8][32]        */
+/*   Q3_K (880): d[8] f16 | sc low nibbles[8 pairs][8 rows] (sub-block 2j + h in nibble h) | sc top bits  */
+/*               [4 quads][8 rows] (sub-block 4j + h in bits 2h, 2h + 1; sc: the 6-bit native scale, its  */
+/*               value + 32) | codes[16][32] | third bits[8][32]                                          */
 /* codes of sub-block s: byte 4r + i bits 2u, 2u + 1 = the low 2 bits of row r's code 16s + 4u + i;        */
 /* third bits, plane P: byte 4r + i bit b = the third bit of row r's code 32P + 4b + i (a shift and an AND */
 /* put it at bit 2 of the code's byte).                                                                   */
@@ -547,8 +548,8 @@ static void panel_pack_q3k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k)
         memcpy(R + 2 * r, blk + 108, 2);
         for (int sub = 0; sub < 16; sub++) {
           const int sc = hearth_q3k_scale(blk + 96, sub) + 32; /* 0..63 */
-          R[16 + 4 * sub + r / 2] |= (uint8_t)((sc & 15) << (4 * (r % 2)));
-          R[80 + 2 * sub + r / 4] |= (uint8_t)((sc >> 4) << (2 * (r % 4)));
+          R[16 + 8 * (sub / 2) + r] |= (uint8_t)((sc & 15) << (4 * (sub % 2)));
+          R[80 + 8 * (sub / 4) + r] |= (uint8_t)((sc >> 4) << (2 * (sub % 4)));
         }
         for (int i = 0; i < 256; i++) {
           const int q = hearth_panel_code_q3k(blk, i);
@@ -566,17 +567,19 @@ QI __m256i bit_to_2(__m256i v, int b) {
   return _mm256_and_si256(at, _mm256_set1_epi8(4));
 }
 
-/* The rows' signed scales (lanes) of Q3_K sub-block `sub` of record R. */
+/* 8 bytes from p, byte r in both int16 halves of lane r. */
+QI __m256i bytes_to_pairs(const uint8_t* p) {
+  const __m128i b = _mm_loadl_epi64((const __m128i*)p);
+  return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(b, b));
+}
+
+/* The rows' signed scales of Q3_K sub-block `sub` of record R, each in both int16 halves of its lane. */
 QI __m256i q3k_panel_scales(const uint8_t* R, int sub) {
-  int32_t b4;
-  memcpy(&b4, R + 16 + 4 * sub, 4);
-  const __m256i h = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(_mm_cvtsi32_si128(b4), _mm_set_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 3, 3, 2, 2, 1, 1, 0, 0)));
-  const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(h, _mm256_set_epi32(4, 0, 4, 0, 4, 0, 4, 0)), _mm256_set1_epi32(15));
-  uint16_t hb;
-  memcpy(&hb, R + 80 + 2 * sub, 2);
-  const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(hb), _mm256_set_epi32(14, 12, 10, 8, 6, 4, 2, 0)),
-                                      _mm256_set1_epi32(3));
-  return _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+  const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(bytes_to_pairs(R + 16 + 8 * (sub / 2)), 4 * (sub % 2)),
+                                      _mm256_set1_epi16(15));
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes_to_pairs(R + 80 + 8 * (sub / 4)), 2 * (sub % 4)),
+                                      _mm256_set1_epi16(3));
+  return _mm256_sub_epi16(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi16(32));
 }
 
 /* y[t * ldy + r] for the panel's rows r < rows and TT tokens over all nsb super-blocks (x: Q8_K rows). */
@@ -594,17 +597,15 @@ QI void panel_tile_q23k(float* y, int64_t ldy, const int rows, const uint8_t* wp
     for (int t = 0; t < TT; t++) isum[t] = msum[t] = _mm256_setzero_si256();
 #pragma GCC unroll 2
     for (int sub = 0; sub < 16; sub++) {
-      __m256i sc, mn = _mm256_setzero_si256();
+      /* the rows' scales (and Q2_K's mins), each in both int16 halves of its row's lane */
+      __m256i sc2, mn2 = _mm256_setzero_si256();
       if (q3) {
-        sc = q3k_panel_scales(R, sub);
+        sc2 = q3k_panel_scales(R, sub);
       } else {
-        int64_t b8;
-        memcpy(&b8, R + 32 + 8 * sub, 8);
-        const __m256i v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(b8));
-        sc = _mm256_and_si256(v, _mm256_set1_epi32(15));
-        mn = _mm256_srli_epi32(v, 4);
+        const __m256i v = bytes_to_pairs(R + 32 + 8 * sub);
+        sc2 = _mm256_and_si256(v, _mm256_set1_epi16(15));
+        mn2 = _mm256_srli_epi16(v, 4);
       }
-      const __m256i sc2 = _mm256_or_si256(_mm256_and_si256(sc, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(sc, 16));
       const __m256i c = ld256(R + codes_at + 32 * sub);
       __m256i q[4];
       q[0] = _mm256_and_si256(c, m3);
@@ -624,8 +625,8 @@ QI void panel_tile_q23k(float* y, int64_t ldy, const int rows, const uint8_t* wp
           p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(q[u], _mm256_set1_epi32(xv)));
         }
         isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16, sc2));
-        /* scale (or min) x xsum as VPMADDWD: the scale's low int16 against xsum, the high one against 0 */
-        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(q3 ? sc : mn, _mm256_set1_epi32((uint16_t)xb->bsums[sub])));
+        /* scale (or min) x xsum as VPMADDWD: one int16 half against xsum, the other against 0 */
+        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(q3 ? sc2 : mn2, _mm256_set1_epi32((uint16_t)xb->bsums[sub])));
       }
     }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)R));
