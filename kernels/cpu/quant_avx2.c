@@ -352,6 +352,27 @@ QI void q4k_panel_scales(const uint8_t* R, int sub, __m256i* sc2, __m256i* mn) {
   *mn = _mm256_or_si256(_mm256_srli_epi32(v, 6), _mm256_slli_epi32(mh, 2));
 }
 
+/* The float steps of one super-block of the K-quant panels, per token, in the same order whatever T:
+   offset_shift >= 0 (Q3_K: 2, Q6_K: 5, codes stored value + 4 or + 32): acc = fma(cvt(isum - msum <<
+   offset_shift), d_w d_x, acc); else (Q2_K, Q4_K, Q5_K: mins, dmin at R + 16): acc = fma(cvt(isum), d_w d_x,
+   acc), then acc = fma(cvt(msum), -dmin_w d_x, acc). */
+QI void ksb_finish(__m256* acc, const __m256i* isum, const __m256i* msum, const uint8_t* R, const uint8_t* xa,
+                   int64_t xrow, int64_t sb, const int TT, const int offset_shift) {
+  const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)R));
+  const __m256 ndmw = offset_shift >= 0 ? _mm256_setzero_ps()
+                                        : _mm256_sub_ps(_mm256_setzero_ps(), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(R + 16))));
+  for (int t = 0; t < TT; t++) {
+    const __m256 dx = _mm256_set1_ps(((const hearth_block_q8_k*)(xa + t * xrow) + sb)->d);
+    if (offset_shift >= 0) {
+      const __m256i sum = _mm256_sub_epi32(isum[t], _mm256_sll_epi32(msum[t], _mm_cvtsi32_si128(offset_shift)));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[t]);
+    } else {
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, dx), acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(ndmw, dx), acc[t]);
+    }
+  }
+}
+
 /* y[t * ldy + r] for the panel's rows r < rows and TT tokens over all nsb super-blocks (x: Q8_K rows). */
 QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp, const uint8_t* xa, int64_t xrow,
                        int64_t nsb, const int TT, const int prefetch, const int type) {
@@ -403,13 +424,7 @@ QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
         msum[t] = _mm256_add_epi32(msum[t], _mm256_mullo_epi32(mn, _mm256_set1_epi32(xs)));
       }
     }
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)R));
-    const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(R + 16)));
-    for (int t = 0; t < TT; t++) {
-      const __m256 dx = _mm256_set1_ps(((const hearth_block_q8_k*)(xa + t * xrow) + sb)->d);
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, dx), acc[t]);
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), dmw), dx), acc[t]);
-    }
+    ksb_finish(acc, isum, msum, R, xa, xrow, sb, TT, -1);
   }
   panel_store(y, ldy, rows, acc, TT);
 }
@@ -491,12 +506,7 @@ QI void panel_tile_q6k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
         }
       }
     }
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)R));
-    for (int t = 0; t < TT; t++) {
-      const __m256 dx = _mm256_set1_ps(((const hearth_block_q8_k*)(xa + t * xrow) + sb)->d);
-      const __m256i sum = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(msum[t], 5));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[t]);
-    }
+    ksb_finish(acc, isum, msum, R, xa, xrow, sb, TT, 5);
   }
   panel_store(y, ldy, rows, acc, TT);
 }
@@ -629,18 +639,7 @@ QI void panel_tile_q23k(float* y, int64_t ldy, const int rows, const uint8_t* wp
         msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(q3 ? sc2 : mn2, _mm256_set1_epi32((uint16_t)xb->bsums[sub])));
       }
     }
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)R));
-    for (int t = 0; t < TT; t++) {
-      const __m256 dx = _mm256_set1_ps(((const hearth_block_q8_k*)(xa + t * xrow) + sb)->d);
-      if (q3) {
-        const __m256i sum = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(msum[t], 2));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[t]);
-      } else {
-        const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(R + 16)));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, dx), acc[t]);
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), dmw), dx), acc[t]);
-      }
-    }
+    ksb_finish(acc, isum, msum, R, xa, xrow, sb, TT, q3 ? 2 : -1);
   }
   panel_store(y, ldy, rows, acc, TT);
 }
