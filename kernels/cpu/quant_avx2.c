@@ -162,18 +162,37 @@ QI void panel_pack_typed(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, c
     }
 }
 
-static void panel_pack_q2k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k);
-static void panel_pack_q3k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k);
-static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int type);
-static void panel_pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k);
+static void pack_row_q2k(uint8_t* R, const uint8_t* blk, int r);
+static void pack_row_q3k(uint8_t* R, const uint8_t* blk, int r);
+static void pack_row_q4k(uint8_t* R, const uint8_t* blk, int r, const int type);
+static void pack_row_q6k(uint8_t* R, const uint8_t* blk, int r);
+
+/* The K-quants' records of 8 rows x 1 super-block: each cleared, then its rows' native blocks put in by the
+   type's row packer (padding rows past n are zero blocks). */
+static void panel_pack_k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int type) {
+  const int64_t nsb = k / 256, bs = bytesk(type);
+  for (int64_t p = 0; p < (n + 7) / 8; p++)
+    for (int64_t sb = 0; sb < nsb; sb++) {
+      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, 8 * bs);
+      for (int r = 0; r < 8; r++) {
+        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, 8, p, r, sb);
+        switch (type) {
+          case HEARTH_DTYPE_Q2_K: pack_row_q2k(R, blk, r); break;
+          case HEARTH_DTYPE_Q3_K: pack_row_q3k(R, blk, r); break;
+          case HEARTH_DTYPE_Q6_K: pack_row_q6k(R, blk, r); break;
+          default: pack_row_q4k(R, blk, r, type); break; /* Q4_K, Q5_K */
+        }
+      }
+    }
+}
 
 static void panel_pack(void* dst, const void* w, int32_t type, int64_t n, int64_t k) {
   switch (type) {
-    case HEARTH_DTYPE_Q2_K: panel_pack_q2k(dst, w, n, k); break;
-    case HEARTH_DTYPE_Q3_K: panel_pack_q3k(dst, w, n, k); break;
+    case HEARTH_DTYPE_Q2_K:
+    case HEARTH_DTYPE_Q3_K:
     case HEARTH_DTYPE_Q4_K:
-    case HEARTH_DTYPE_Q5_K: panel_pack_q4k(dst, w, n, k, type); break;
-    case HEARTH_DTYPE_Q6_K: panel_pack_q6k(dst, w, n, k); break;
+    case HEARTH_DTYPE_Q5_K:
+    case HEARTH_DTYPE_Q6_K: panel_pack_k(dst, w, n, k, type); break;
     case HEARTH_DTYPE_Q8_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q8_0); break;
     case HEARTH_DTYPE_Q4_0: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q4_0); break;
     case HEARTH_DTYPE_Q4_1: panel_pack_typed(dst, w, n, k, HEARTH_DTYPE_Q4_1); break;
@@ -311,31 +330,24 @@ QI void panel_matmul_typed(float* y, int64_t ldy, const uint8_t* wp, const uint8
 /* hb[sub][g] bit 4r + i = the fifth bit of row r's code 4g + i of the sub-block, as Q5_0's.              */
 /* The activations' sums per sub-block come from Q8_K's bsums (two per sub-block; |sum| <= 32 * 127).     */
 
-static void panel_pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, const int type) {
+/* Q4_K / Q5_K: row r's native block blk into its record R (panel_pack_k). */
+static void pack_row_q4k(uint8_t* R, const uint8_t* blk, int r, const int type) {
   const int q5 = type == HEARTH_DTYPE_Q5_K;
-  const int64_t nsb = k / 256, bs = bytesk(type);
-  for (int64_t p = 0; p < (n + 7) / 8; p++)
-    for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, 8 * bs);
-      for (int r = 0; r < 8; r++) {
-        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, 8, p, r, sb);
-        memcpy(R + 2 * r, blk, 2);
-        memcpy(R + 16 + 2 * r, blk + 2, 2);
-        for (int sub = 0; sub < 8; sub++) {
-          uint8_t sc, m;
-          hearth_q4k_scale_min(blk + 4, sub, &sc, &m);
-          R[32 + 8 * sub + r] = (uint8_t)(sc | (m & 3) << 6);
-          R[96 + 4 * sub + r / 2] |= (uint8_t)((m >> 2) << (4 * (r % 2)));
-          uint8_t* codes = R + 128 + 128 * sub;
-          for (int e = 0; e < 32; e++) {
-            const int g = e / 4, lane_bit = 4 * r + e % 4, c = hearth_panel_code_q4k(blk, 32 * sub + e, q5);
-            codes[(g / 2) * 32 + lane_bit] |= (uint8_t)((c & 15) << (g % 2 ? 4 : 0));
-            if (c >> 4)
-              R[1152 + 32 * sub + 4 * g + lane_bit / 8] |= (uint8_t)(1 << (lane_bit % 8));
-          }
-        }
-      }
+  memcpy(R + 2 * r, blk, 2);
+  memcpy(R + 16 + 2 * r, blk + 2, 2);
+  for (int sub = 0; sub < 8; sub++) {
+    uint8_t sc, m;
+    hearth_q4k_scale_min(blk + 4, sub, &sc, &m);
+    R[32 + 8 * sub + r] = (uint8_t)(sc | (m & 3) << 6);
+    R[96 + 4 * sub + r / 2] |= (uint8_t)((m >> 2) << (4 * (r % 2)));
+    uint8_t* codes = R + 128 + 128 * sub;
+    for (int e = 0; e < 32; e++) {
+      const int g = e / 4, lane_bit = 4 * r + e % 4, c = hearth_panel_code_q4k(blk, 32 * sub + e, q5);
+      codes[(g / 2) * 32 + lane_bit] |= (uint8_t)((c & 15) << (g % 2 ? 4 : 0));
+      if (c >> 4)
+        R[1152 + 32 * sub + 4 * g + lane_bit / 8] |= (uint8_t)(1 << (lane_bit % 8));
     }
+  }
 }
 
 /* Rows' scales (lanes) of sub-block `sub`, each in both int16 halves of its lane, and their mins (int32). */
@@ -442,23 +454,16 @@ QI void panel_tile_q4k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
 /* per 32 codes G: nibbles as Q4_0's block; top bits two vectors v = 0, 1, byte 4r + i bits 2u, 2u + 1 =  */
 /* the top bits of row r's code 32G + 4 (4v + u) + i.                                                     */
 
-static void panel_pack_q6k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
-  const int64_t nsb = k / 256, bs = bytesk(HEARTH_DTYPE_Q6_K);
-  for (int64_t p = 0; p < (n + 7) / 8; p++)
-    for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, 8 * bs);
-      for (int r = 0; r < 8; r++) {
-        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, 8, p, r, sb);
-        memcpy(R + 2 * r, blk + 208, 2);
-        for (int sub = 0; sub < 16; sub++) R[16 + 8 * sub + r] = blk[192 + sub];
-        for (int i = 0; i < 256; i++) {
-          const int q = hearth_panel_code_q6k(blk, i);
-          const int G = i / 32, e = i % 32, g = e / 4;
-          R[144 + 128 * G + (g / 2) * 32 + 4 * r + e % 4] |= (uint8_t)((q & 15) << (g % 2 ? 4 : 0));
-          R[1168 + 64 * G + 32 * (g / 4) + 4 * r + e % 4] |= (uint8_t)((q >> 4) << (2 * (g % 4)));
-        }
-      }
-    }
+/* Q6_K: row r's native block blk into its record R (panel_pack_k). */
+static void pack_row_q6k(uint8_t* R, const uint8_t* blk, int r) {
+  memcpy(R + 2 * r, blk + 208, 2);
+  for (int sub = 0; sub < 16; sub++) R[16 + 8 * sub + r] = blk[192 + sub];
+  for (int i = 0; i < 256; i++) {
+    const int q = hearth_panel_code_q6k(blk, i);
+    const int G = i / 32, e = i % 32, g = e / 4;
+    R[144 + 128 * G + (g / 2) * 32 + 4 * r + e % 4] |= (uint8_t)((q & 15) << (g % 2 ? 4 : 0));
+    R[1168 + 64 * G + 32 * (g / 4) + 4 * r + e % 4] |= (uint8_t)((q >> 4) << (2 * (g % 4)));
+  }
 }
 
 /* y[t * ldy + r] for the panel's rows r < rows and TT tokens over all nsb super-blocks (x: Q8_K rows). */
@@ -532,42 +537,28 @@ QI void panel_tile_q6k(float* y, int64_t ldy, const int rows, const uint8_t* wp,
 /* third bits, plane P: byte 4r + i bit b = the third bit of row r's code 32P + 4b + i (a shift and an AND */
 /* put it at bit 2 of the code's byte).                                                                   */
 
-static void panel_pack_q2k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
-  const int64_t nsb = k / 256, bs = bytesk(HEARTH_DTYPE_Q2_K);
-  for (int64_t p = 0; p < (n + 7) / 8; p++)
-    for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, 8 * bs);
-      for (int r = 0; r < 8; r++) {
-        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, 8, p, r, sb);
-        memcpy(R + 2 * r, blk + 80, 2);      /* d */
-        memcpy(R + 16 + 2 * r, blk + 82, 2); /* dmin */
-        for (int sub = 0; sub < 16; sub++) R[32 + 8 * sub + r] = blk[sub];
-        for (int i = 0; i < 256; i++)
-          R[160 + 32 * (i / 16) + 4 * r + i % 4] |= (uint8_t)(hearth_panel_code_q2k(blk, i) << (2 * ((i % 16) / 4)));
-      }
-    }
+/* Q2_K: row r's native block blk into its record R (panel_pack_k). */
+static void pack_row_q2k(uint8_t* R, const uint8_t* blk, int r) {
+  memcpy(R + 2 * r, blk + 80, 2);      /* d */
+  memcpy(R + 16 + 2 * r, blk + 82, 2); /* dmin */
+  for (int sub = 0; sub < 16; sub++) R[32 + 8 * sub + r] = blk[sub];
+  for (int i = 0; i < 256; i++)
+    R[160 + 32 * (i / 16) + 4 * r + i % 4] |= (uint8_t)(hearth_panel_code_q2k(blk, i) << (2 * ((i % 16) / 4)));
 }
 
-static void panel_pack_q3k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k) {
-  const int64_t nsb = k / 256, bs = bytesk(HEARTH_DTYPE_Q3_K);
-  for (int64_t p = 0; p < (n + 7) / 8; p++)
-    for (int64_t sb = 0; sb < nsb; sb++) {
-      uint8_t* R = hearth_panel_record(dst, p, nsb, sb, 8 * bs);
-      for (int r = 0; r < 8; r++) {
-        const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, 8, p, r, sb);
-        memcpy(R + 2 * r, blk + 108, 2);
-        for (int sub = 0; sub < 16; sub++) {
-          const int sc = hearth_q3k_scale(blk + 96, sub) + 32; /* 0..63 */
-          R[16 + 8 * (sub / 2) + r] |= (uint8_t)((sc & 15) << (4 * (sub % 2)));
-          R[80 + 8 * (sub / 4) + r] |= (uint8_t)((sc >> 4) << (2 * (sub % 4)));
-        }
-        for (int i = 0; i < 256; i++) {
-          const int q = hearth_panel_code_q3k(blk, i);
-          R[112 + 32 * (i / 16) + 4 * r + i % 4] |= (uint8_t)((q & 3) << (2 * ((i % 16) / 4)));
-          R[624 + 32 * (i / 32) + 4 * r + i % 4] |= (uint8_t)((q >> 2) << ((i % 32) / 4));
-        }
-      }
-    }
+/* Q3_K: row r's native block blk into its record R (panel_pack_k). */
+static void pack_row_q3k(uint8_t* R, const uint8_t* blk, int r) {
+  memcpy(R + 2 * r, blk + 108, 2);
+  for (int sub = 0; sub < 16; sub++) {
+    const int sc = hearth_q3k_scale(blk + 96, sub) + 32; /* 0..63 */
+    R[16 + 8 * (sub / 2) + r] |= (uint8_t)((sc & 15) << (4 * (sub % 2)));
+    R[80 + 8 * (sub / 4) + r] |= (uint8_t)((sc >> 4) << (2 * (sub % 4)));
+  }
+  for (int i = 0; i < 256; i++) {
+    const int q = hearth_panel_code_q3k(blk, i);
+    R[112 + 32 * (i / 16) + 4 * r + i % 4] |= (uint8_t)((q & 3) << (2 * ((i % 16) / 4)));
+    R[624 + 32 * (i / 32) + 4 * r + i % 4] |= (uint8_t)((q >> 2) << ((i % 32) / 4));
+  }
 }
 
 /* Bit b of each byte of v moved to bit 2, the other bits cleared (the 16-bit shift's spill across bytes is

@@ -54,17 +54,15 @@ HPI int hearth_panel_code_q4k(const uint8_t* blk, int i, int q5) {
   return q5 ? c | ((blk[16 + i % 32] >> (i / 32)) & 1) << 4 : c;
 }
 
-/* Code i (0..255) of a native Q2_K block, 0..3: qs byte 32 (i / 128) + i % 32, bits 2 ((i % 128) / 32). */
-HPI int hearth_panel_code_q2k(const uint8_t* blk, int i) {
-  const int h = i / 128, j = i % 128;
-  return (blk[16 + 32 * h + j % 32] >> (2 * (j / 32))) & 3;
-}
+/* The 2-bit code i (0..255) of Q2_K's and Q3_K's qs: byte 32 (i / 128) + i % 32, bits 2 ((i % 128) / 32). */
+HPI int hearth_panel_code2(const uint8_t* qs, int i) { return (qs[32 * (i / 128) + i % 32] >> (2 * ((i % 128) / 32))) & 3; }
 
-/* Code i (0..255) of a native Q3_K block, 0..7 (its value + 4): the low 2 bits as Q2_K's (from qs), the
-   third from hmask. */
+/* Code i (0..255) of a native Q2_K block, 0..3. */
+HPI int hearth_panel_code_q2k(const uint8_t* blk, int i) { return hearth_panel_code2(blk + 16, i); }
+
+/* Code i (0..255) of a native Q3_K block, 0..7 (its value + 4): the low 2 bits from qs, the third from hmask. */
 HPI int hearth_panel_code_q3k(const uint8_t* blk, int i) {
-  const int h = i / 128, j = i % 128;
-  return ((blk[32 + 32 * h + j % 32] >> (2 * (j / 32))) & 3) | ((blk[i % 32] >> (i / 32)) & 1) << 2;
+  return hearth_panel_code2(blk + 32, i) | ((blk[i % 32] >> (i / 32)) & 1) << 2;
 }
 
 /* Code i (0..255) of a native Q6_K block, 0..63 (its value + 32). */
