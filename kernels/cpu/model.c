@@ -1,8 +1,9 @@
 /*
  * model.c — building a model from TypeScript's description on the CPU. Mapping the files, checking and
  * recording the tensors are model_desc.c's (the CUDA backend makes the same checks with the same code);
- * here hearth_model_finish resolves each record in place in its mapped file or converts it where another
- * dtype is asked, then packs the matrices for the quantized kernels. Every failure names the tensor and
+ * here hearth_model_finish resolves each record in place in its mapped file (copied when the file has it
+ * at an offset the kernels cannot read) or converts it where another dtype is asked, then packs the
+ * matrices for the quantized kernels. Every failure names the tensor and
  * leaves nothing allocated beyond the model, which the caller frees.
  */
 #include <stdlib.h>
@@ -97,18 +98,30 @@ static int32_t resolve(hearth_model* m, int32_t role, int32_t layer, int32_t wan
   out->cols = cols;
   const void* src = (const uint8_t*)m->files[r->file].addr + r->offset;
   int32_t to = want < 0 ? r->dtype : hearth_convertible_dtype(want, r->dtype, out->cols);
-  if (to == r->dtype) {
+  const int in_place = (uintptr_t)src % hearth_dtype_alignment(r->dtype) == 0;
+  out->dtype = to;
+  if (to == r->dtype && in_place) {
     out->data = src;
-    out->dtype = r->dtype;
     return HEARTH_OK;
   }
+  if (to == r->dtype) { /* at an offset the kernels cannot read: the model's own copy, as a converted one */
+    void* dst = own_buffer(m, (size_t)r->nbytes, 1, 0);
+    if (!dst)
+      return hearth_fail(err, err_len, HEARTH_E_NOMEM, "%s: out of memory copying it to an aligned address",
+                         r->name);
+    memcpy(dst, src, (size_t)r->nbytes);
+    out->data = dst;
+    return HEARTH_OK;
+  }
+  void* realigned = NULL;
+  const void* from = hearth_realign_source(src, r->dtype, (size_t)r->nbytes, &realigned);
   uint64_t bytes = hearth_tensor_bytes(to, (uint64_t)out->rows, (uint64_t)out->cols);
-  void* dst = own(m, (size_t)bytes, 1);
-  if (!dst || convert(dst, to, src, r->dtype, out->rows, out->cols) != 0)
-    return hearth_fail(err, err_len, HEARTH_E_NOMEM, "%s: out of memory converting to %s", r->name,
-                       hearth_dtype_names[to]);
+  void* dst = from ? own(m, (size_t)bytes, 1) : NULL;
+  const int converted = dst && convert(dst, to, from, r->dtype, out->rows, out->cols) == 0;
+  free(realigned);
+  if (!converted)
+    return hearth_fail(err, err_len, HEARTH_E_NOMEM, "%s: out of memory converting to %s", r->name, hearth_dtype_names[to]);
   out->data = dst;
-  out->dtype = to;
   return HEARTH_OK;
 }
 

@@ -34,6 +34,16 @@ uint64_t hearth_tensor_bytes(int32_t dtype, uint64_t rows, uint64_t cols) {
   return rows * (uint64_t)hearth_quant_row_bytes(dtype, (int64_t)cols);
 }
 
+size_t hearth_dtype_alignment(int32_t dtype) { return dtype == HEARTH_DTYPE_F32 ? 4 : 2; }
+
+const void* hearth_realign_source(const void* src, int32_t dtype, size_t bytes, void** copy) {
+  *copy = NULL;
+  if ((uintptr_t)src % hearth_dtype_alignment(dtype) == 0) return src;
+  if (!(*copy = malloc(bytes ? bytes : 1))) return NULL; /* malloc's alignment is enough for every dtype */
+  memcpy(*copy, src, bytes);
+  return *copy;
+}
+
 static int role_is_global(int32_t role) {
   return role == HEARTH_T_TOKEN_EMBD || role == HEARTH_T_OUTPUT_NORM || role == HEARTH_T_LM_HEAD;
 }
@@ -166,9 +176,7 @@ int32_t hearth_record_tensor(const hearth_model_config* c, const hearth_mapped_f
     return hearth_fail(err, err_len, HEARTH_E_BOUNDS,
                        "%s: bytes %llu..%llu run past the end of its file (%llu bytes)", name,
                        (unsigned long long)offset, (unsigned long long)(offset + nbytes), (unsigned long long)fsize);
-  if (dtype < HEARTH_N_FLOAT_DTYPES && offset % DTYPE_SIZE[dtype] != 0)
-    return hearth_fail(err, err_len, HEARTH_E_INVALID, "%s: offset %llu is not aligned to its dtype", name,
-                       (unsigned long long)offset);
+  /* Any offset: one the kernels cannot read in place is copied at finish (hearth_realign_source). */
   int64_t want[2];
   int want_dims = expected_shape(c, role, want);
   if (want_dims == 0)

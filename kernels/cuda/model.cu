@@ -280,18 +280,27 @@ static int32_t resolve(hearth_model* m, int32_t role, int32_t layer, int32_t wan
   if (rc != HEARTH_OK || !r) return rc; /* !r: not used by this config */
   out->rows = rows;
   out->cols = cols;
-  const void* src = (const uint8_t*)m->files[r->file].addr + r->offset;
+  void* realigned = NULL; /* a copy when the file has the tensor at an offset the host code cannot read */
+  const void* src = hearth_realign_source((const uint8_t*)m->files[r->file].addr + r->offset, r->dtype,
+                                          (size_t)r->nbytes, &realigned);
+  if (!src) return hearth_fail(err, err_len, HEARTH_E_NOMEM, "%s: out of memory copying it to an aligned address", r->name);
   int32_t to = want < 0 ? r->dtype : hearth_convertible_dtype(want, r->dtype, out->cols);
   if (!device_native(to)) to = HEARTH_DTYPE_Q8_0; /* cols fill 32-blocks: `to` was a quantized type */
   out->dtype = to;
-  if (to == r->dtype) return hc_upload_weight(m, out, src, r->name, err, err_len);
+  if (to == r->dtype) {
+    rc = hc_upload_weight(m, out, src, r->name, err, err_len);
+    free(realigned);
+    return rc;
+  }
   const uint64_t bytes = hearth_tensor_bytes(to, (uint64_t)out->rows, (uint64_t)out->cols);
   void* host = malloc(bytes ? bytes : 1);
   if (!host || convert_host(host, to, src, r->dtype, out->rows, out->cols) != 0) {
     free(host);
+    free(realigned);
     return hearth_fail(err, err_len, HEARTH_E_NOMEM, "%s: out of memory converting to %s", r->name,
                        hearth_dtype_names[to]);
   }
+  free(realigned);
   rc = hc_upload_weight(m, out, host, r->name, err, err_len);
   free(host);
   return rc;

@@ -68,6 +68,16 @@ typedef struct {
 /* Bytes of a (rows, cols) tensor of dtype; 0 when cols does not fit the dtype's blocks. */
 uint64_t hearth_tensor_bytes(int32_t dtype, uint64_t rows, uint64_t cols);
 
+/* The alignment the kernels read a tensor of dtype at: its element's for the float types, 2 for the
+   quantized ones (their blocks' scales are f16). */
+size_t hearth_dtype_alignment(int32_t dtype);
+
+/* src when it sits at dtype's alignment; else a malloc'd copy of its bytes, also put in *copy for the
+   caller to free (NULL: out of memory). A file may place tensors anywhere: a safetensors header is not
+   always padded to a multiple of 8 bytes (some published checkpoints' data starts at an odd offset), and
+   a GGUF may ask for an alignment of 1. */
+const void* hearth_realign_source(const void* src, int32_t dtype, size_t bytes, void** copy);
+
 /* hearth_model_new's checks of the config (NULL included); HEARTH_OK or the status with its message. */
 int32_t hearth_check_model_config(const hearth_model_config* cfg, char* err, size_t err_len);
 

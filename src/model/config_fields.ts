@@ -48,12 +48,16 @@ export class ConfigReader {
     return new ModelConfigError(`${this.path}: ${this.prefix}${key} ${message}`);
   }
 
-  /** A positive integer; required when `fallback` is undefined. */
-  positiveInt(key: string, fallback?: number): number {
+  /**
+   * A positive integer, at most `max` (a model's sizes are bounded before anything is sized by them: a
+   * file claiming 2^32 layers is an error, not a loop over them); required when `fallback` is undefined.
+   */
+  positiveInt(key: string, fallback?: number, max = Number.MAX_SAFE_INTEGER): number {
     const v = this.value(key, fallback, "a positive integer");
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
       throw this.error(key, `must be a positive integer, got ${describe(v)}`);
     }
+    if (v > max) throw this.error(key, `must be at most ${max}, got ${v}`);
     return v;
   }
 

@@ -45,6 +45,20 @@ Deno.test("a mistyped key is rejected naming the file, key and value", async () 
   await rejects(dir, `${join(dir, "config.json")}: hidden_size must be a positive integer, got "abc"`);
 });
 
+Deno.test("sizes past what hearth takes are rejected before anything is sized by them", async () => {
+  // 2^32 + 1 layers once made the loader build per-layer tables until the JS heap ran out.
+  for (
+    const [key, value, message] of [
+      ["num_hidden_layers", 2 ** 32 + 1, "num_hidden_layers must be at most 4096, got 4294967297"],
+      ["hidden_size", 2 ** 31, "hidden_size must be at most 2147483647, got 2147483648"],
+      ["head_dim", 2048, "head_dim is 2048; hearth's kernels take at most 1024"],
+    ] as const
+  ) {
+    const dir = await dirWith(JSON.stringify({ ...tinyConfig(), [key]: value }));
+    await rejects(dir, `${join(dir, "config.json")}: ${message}`);
+  }
+});
+
 Deno.test("an unsupported architecture is rejected, listing the supported ones", async () => {
   const dir = await dirWith(JSON.stringify({ ...tinyConfig(), architectures: ["GPT2LMHeadModel"] }));
   await rejects(

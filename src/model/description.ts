@@ -72,6 +72,13 @@ export type TensorRoleName = keyof typeof TensorRole;
 /** RoPE pairing: `half` pairs (i, i + d/2) as Hugging Face does; `interleaved` pairs (2i, 2i + 1). */
 export type RopeStyle = "half" | "interleaved";
 
+/** Most layers a model may have (the native library's limit: hearth_check_model_config in model_desc.c). */
+export const MAX_LAYERS = 4096;
+/** Largest head dimension the kernels take (model_desc.c). */
+export const MAX_HEAD_DIM = 1024;
+/** Largest of the other dimensions: the native library takes them as 32-bit integers. */
+export const MAX_DIMENSION = 2 ** 31 - 1;
+
 /** Normalised dimensions and features of a Llama-family decoder (Llama, Mistral, Qwen2, Qwen3). */
 export interface ModelConfig {
   /** `architectures[0]` of config.json (or the GGUF architecture), for messages and /v1/models. */

@@ -77,10 +77,11 @@ export class GgufFields {
     return v;
   }
 
-  /** A positive integer stored in any integer type. */
-  positiveInt(key: string, fallback?: number): number {
+  /** A positive integer stored in any integer type, at most `max` (see ConfigReader.positiveInt). */
+  positiveInt(key: string, fallback?: number, max = Number.MAX_SAFE_INTEGER): number {
     const v = this.uint(key, fallback);
     if (v === 0) throw this.error(key, "is 0, expected a positive integer");
+    if (v > max) throw this.error(key, `is ${v}, more than the ${max} hearth takes`);
     return v;
   }
 

@@ -22,13 +22,16 @@
  */
 
 import { resolve } from "node:path";
-import type {
-  GenerationDefaults,
-  ModelConfig,
-  ModelDescription,
-  TensorRef,
-  TensorRoleName,
-  WeightDType,
+import {
+  type GenerationDefaults,
+  MAX_DIMENSION,
+  MAX_HEAD_DIM,
+  MAX_LAYERS,
+  type ModelConfig,
+  type ModelDescription,
+  type TensorRef,
+  type TensorRoleName,
+  type WeightDType,
 } from "./description.ts";
 import { ModelConfigError, ModelFormatError } from "./errors.ts";
 import { type GgufHeader, type GgufTensorInfo, readGgufHeader, readGgufTensorBytes } from "./gguf.ts";
@@ -183,17 +186,18 @@ export function ggufModelConfig(header: GgufHeader): ModelConfig {
     }
   }
 
-  const dim = f.positiveInt(k("embedding_length"));
-  const nLayers = f.positiveInt(k("block_count"));
-  const hiddenDim = f.positiveInt(k("feed_forward_length"));
-  const nHeads = f.positiveInt(k("attention.head_count"));
-  const nKvHeads = f.positiveInt(k("attention.head_count_kv"), nHeads);
+  const size = (key: string, fallback?: number) => f.positiveInt(k(key), fallback, MAX_DIMENSION);
+  const dim = size("embedding_length");
+  const nLayers = f.positiveInt(k("block_count"), undefined, MAX_LAYERS);
+  const hiddenDim = size("feed_forward_length");
+  const nHeads = size("attention.head_count");
+  const nKvHeads = size("attention.head_count_kv", nHeads);
   if (nHeads % nKvHeads !== 0) {
     throw f.error(k("attention.head_count_kv"), `(${nKvHeads}) must divide attention.head_count (${nHeads})`);
   }
   let headDim: number;
   if (f.has(k("attention.key_length"))) {
-    headDim = f.positiveInt(k("attention.key_length"));
+    headDim = size("attention.key_length");
   } else {
     if (dim % nHeads !== 0) {
       throw f.error(
@@ -210,6 +214,9 @@ export function ggufModelConfig(header: GgufHeader): ModelConfig {
     );
   }
   if (headDim % 2 !== 0) throw f.error(k("attention.key_length"), `must be even for RoPE, got ${headDim}`);
+  if (headDim > MAX_HEAD_DIM) {
+    throw f.error(k("attention.key_length"), `is ${headDim}; hearth's kernels take at most ${MAX_HEAD_DIM}`);
+  }
   if (f.has(k("rope.dimension_count")) && f.positiveInt(k("rope.dimension_count")) !== headDim) {
     throw f.error(
       k("rope.dimension_count"),
@@ -219,12 +226,12 @@ export function ggufModelConfig(header: GgufHeader): ModelConfig {
     );
   }
   const normEps = f.positiveNumber(k("attention.layer_norm_rms_epsilon"));
-  const maxSeqLen = f.positiveInt(k("context_length"));
+  const maxSeqLen = size("context_length");
   const theta = f.positiveNumber(k("rope.freq_base"), 10000);
 
   const embd = header.tensorsByName.get("token_embd.weight");
   if (embd === undefined) throw new ModelFormatError(`${header.path}: tensor token_embd.weight is missing`);
-  const vocabSize = f.has(k("vocab_size")) ? f.positiveInt(k("vocab_size")) : embd.dims[embd.dims.length - 1];
+  const vocabSize = f.has(k("vocab_size")) ? size("vocab_size") : embd.dims[embd.dims.length - 1];
 
   const qkvBias = arch === "qwen2" || header.tensorsByName.has("blk.0.attn_q.bias");
   const eos = f.tokenId("tokenizer.ggml.eos_token_id");

@@ -225,6 +225,26 @@ Deno.test("error: a missing tensor, a missing bias, a missing key", async () => 
   );
 });
 
+Deno.test("error: sizes past what hearth takes, before anything is sized by them", async () => {
+  // 2^32 - 1 layers once made the loader build per-layer tables until the JS heap ran out.
+  const layers = await tinyGgufModel({ metadata: { "llama.block_count": gv.u32(2 ** 32 - 1) } });
+  await rejectsWith(describeGguf(layers), ModelConfigError, "llama.block_count is 4294967295", "4096");
+  const wide = await tinyGgufModel({ metadata: { "llama.embedding_length": gv.u64(2n ** 40n) } });
+  await rejectsWith(
+    describeGguf(wide),
+    ModelConfigError,
+    "llama.embedding_length is 1099511627776",
+    "2147483647",
+  );
+  const head = await tinyGgufModel({ metadata: { "llama.attention.key_length": gv.u32(4096) } });
+  await rejectsWith(
+    describeGguf(head),
+    ModelConfigError,
+    "llama.attention.key_length is 4096",
+    "at most 1024",
+  );
+});
+
 Deno.test("error: a transposed weight (dims not in GGUF [in, out] order)", async () => {
   const path = await tinyGgufModel({ override: { "blk.0.attn_k.weight": { dims: [32, 64] } } });
   await rejectsWith(

@@ -7,7 +7,7 @@
  */
 
 import type { ConfigReader } from "../config_fields.ts";
-import type { ModelConfig } from "../description.ts";
+import { MAX_DIMENSION, MAX_HEAD_DIM, MAX_LAYERS, type ModelConfig } from "../description.ts";
 import { readRopeParameters, ropeInvFreq } from "../rope.ts";
 
 /** How one architecture departs from plain Llama. Defaults are transformers' for that config class. */
@@ -46,19 +46,20 @@ export interface FamilyTraits {
  *   unsupported RoPE scaling).
  */
 export function normaliseLlamaFamily(c: ConfigReader, traits: FamilyTraits): ModelConfig {
-  const dim = c.positiveInt("hidden_size");
-  const hiddenDim = c.positiveInt("intermediate_size");
-  const nLayers = c.positiveInt("num_hidden_layers");
-  const nHeads = c.positiveInt("num_attention_heads");
-  const nKvHeads = c.positiveInt("num_key_value_heads", traits.numKeyValueHeads ?? nHeads);
-  const vocabSize = c.positiveInt("vocab_size");
-  const maxSeqLen = c.positiveInt("max_position_embeddings", traits.maxPositionEmbeddings);
+  const size = (key: string, fallback?: number) => c.positiveInt(key, fallback, MAX_DIMENSION);
+  const dim = size("hidden_size");
+  const hiddenDim = size("intermediate_size");
+  const nLayers = c.positiveInt("num_hidden_layers", undefined, MAX_LAYERS);
+  const nHeads = size("num_attention_heads");
+  const nKvHeads = size("num_key_value_heads", traits.numKeyValueHeads ?? nHeads);
+  const vocabSize = size("vocab_size");
+  const maxSeqLen = size("max_position_embeddings", traits.maxPositionEmbeddings);
   const normEps = c.positiveNumber("rms_norm_eps", 1e-6);
   const tiedEmbeddings = c.bool("tie_word_embeddings", false);
 
   let headDim: number;
   if (c.has("head_dim") || traits.headDim !== null) {
-    headDim = c.positiveInt("head_dim", traits.headDim ?? undefined);
+    headDim = size("head_dim", traits.headDim ?? undefined);
   } else {
     if (dim % nHeads !== 0) {
       throw c.error(
@@ -69,6 +70,9 @@ export function normaliseLlamaFamily(c: ConfigReader, traits: FamilyTraits): Mod
     headDim = dim / nHeads;
   }
   if (headDim % 2 !== 0) throw c.error("head_dim", `must be even for RoPE, got ${headDim}`);
+  if (headDim > MAX_HEAD_DIM) {
+    throw c.error("head_dim", `is ${headDim}; hearth's kernels take at most ${MAX_HEAD_DIM}`);
+  }
   if (nHeads % nKvHeads !== 0) {
     throw c.error(
       "num_key_value_heads",
