@@ -10,6 +10,7 @@
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { join } from "node:path";
 import { type BytePieces, bytePieces } from "./byte_pieces.ts";
+import { ModelConfigError } from "./errors.ts";
 
 /** A chat template as `tokenizer_config.json` stores it: one string, or named ones. */
 export type ChatTemplateSource = string | { name: string; template: string }[];
@@ -92,7 +93,7 @@ async function readJson(path: string): Promise<unknown | undefined> {
     return JSON.parse(await Deno.readTextFile(path));
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
-    throw new Error(`cannot read ${path}: ${(err as Error).message}`);
+    throw new ModelConfigError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -148,12 +149,24 @@ export class Tokenizer {
     this.fim = this.#findFim();
   }
 
-  /** Loads `tokenizer.json` (required) and `tokenizer_config.json` (optional) from a model directory. */
+  /**
+   * Loads `tokenizer.json` (required) and `tokenizer_config.json` (optional) from a model directory.
+   *
+   * @throws {ModelConfigError} naming the file when one is missing, not JSON, or not a tokenizer the
+   *   library can build (a damaged download otherwise surfaced as the library's own TypeError).
+   */
   static async load(modelDir: string): Promise<Tokenizer> {
-    const json = await readJson(join(modelDir, "tokenizer.json"));
-    if (json === undefined) throw new Error(`${modelDir} has no tokenizer.json`);
+    const path = join(modelDir, "tokenizer.json");
+    const json = await readJson(path);
+    if (json === undefined) throw new ModelConfigError(`${modelDir} has no tokenizer.json`);
     const config = (await readJson(join(modelDir, "tokenizer_config.json")) ?? {}) as TokenizerConfig;
-    return new Tokenizer(json, config);
+    try {
+      return new Tokenizer(json, config);
+    } catch (e) {
+      throw new ModelConfigError(`${path}: cannot build the tokenizer (${(e as Error).message})`, {
+        cause: e,
+      });
+    }
   }
 
   /** Text to ids. Special-token text in `text` becomes the special token, as in transformers. */

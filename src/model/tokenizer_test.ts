@@ -1,6 +1,7 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ModelConfigError } from "./errors.ts";
 import { compatTokenizerJson, Tokenizer } from "./tokenizer.ts";
 
 const MODEL = fileURLToPath(new URL("../../test/fixtures/models/llama-f32", import.meta.url));
@@ -47,4 +48,25 @@ Deno.test("compatTokenizerJson rewrites Digits to a Unicode-aware Split, nested 
   const seq = out.pre_tokenizer as { pretokenizers: Record<string, unknown>[] };
   assertEquals(seq.pretokenizers[0].type, "Split");
   assertEquals(seq.pretokenizers[1], { type: "ByteLevel" });
+});
+
+Deno.test("a damaged tokenizer directory: errors name the file, whatever the library threw", async () => {
+  const cases: [string, string | null, string][] = [
+    ["no tokenizer.json", null, "has no tokenizer.json"],
+    ["not JSON", '{"model": ', "tokenizer.json: Unexpected end of JSON input"],
+    ["merges not a list", JSON.stringify({ ...json, model: { ...json.model, merges: "x" } }), "cannot build"],
+    ["added_tokens not a list", JSON.stringify({ ...json, added_tokens: 5 }), "cannot build"],
+    ["an unknown pre-tokenizer", JSON.stringify({ ...json, pre_tokenizer: { type: "Foo" } }), "Foo"],
+  ];
+  for (const [what, text, part] of cases) {
+    const dir = await Deno.makeTempDir();
+    if (text !== null) await Deno.writeTextFile(join(dir, "tokenizer.json"), text);
+    await rejects(Tokenizer.load(dir), (e: unknown) => {
+      assertEquals([what, e instanceof ModelConfigError], [what, true]);
+      const message = (e as Error).message;
+      assertEquals([what, message.includes(dir), message.includes(part)], [what, true, true], message);
+      return true;
+    });
+    await Deno.remove(dir, { recursive: true });
+  }
 });
