@@ -61,12 +61,27 @@ export function paramPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-/** A 400 naming the first field zod rejected (the one a client fixes first). */
-export function fromZodError(error: z.ZodError): ApiError {
+/** The value at `path` in `input`, undefined where the path leaves it. */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v = input;
+  for (const key of path) {
+    if (v === null || typeof v !== "object" || !Object.hasOwn(v, key)) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+/**
+ * A 400 naming the first field zod rejected (the one a client fixes first). With the `input` that was
+ * parsed, a field that is absent is called missing whatever the rule that failed (a union's, too).
+ */
+export function fromZodError(error: z.ZodError, input?: unknown): ApiError {
   const issue = error.issues[0];
   const param = paramPath(issue.path);
   if (param === "") return ApiError.invalid(`Invalid request body: ${issue.message}`);
-  const missing = issue.code === "invalid_type" && issue.message.includes("received undefined");
+  const missing = input !== undefined
+    ? valueAt(input, issue.path) === undefined
+    : issue.code === "invalid_type" && issue.message.includes("received undefined");
   const message = missing
     ? `Missing required parameter: '${param}'`
     : `Invalid value for '${param}': ${issue.message}`;

@@ -17,6 +17,13 @@ Deno.test("fromZodError names the field and tells missing from invalid", () => {
     "missing_required_parameter",
     "Missing required parameter: 'b'",
   ]);
+  // A union's own message would read "Invalid value"; with the input, an absent field is missing.
+  const union = z.object({ p: z.union([z.string(), z.array(z.int())], { error: "a string or ids" }) });
+  assertEquals(fromZodError(union.safeParse({}).error!, {}).message, "Missing required parameter: 'p'");
+  assertEquals(
+    fromZodError(union.safeParse({ p: 5 }).error!, { p: 5 }).message,
+    "Invalid value for 'p': a string or ids",
+  );
 });
 
 Deno.test("the body has the four OpenAI fields", () => {

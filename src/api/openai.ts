@@ -67,6 +67,11 @@ export const ChatMessageSchema = z.looseObject({
     error: "expected a string or an array of content parts",
   }).nullish(),
   name: z.string().nullish(),
+}).superRefine((m, ctx) => {
+  // Only an assistant message may come without content (it then carries tool calls).
+  if (m.role !== "assistant" && (m.content === undefined || m.content === null)) {
+    ctx.addIssue({ code: "custom", path: ["content"], message: `a ${m.role} message needs content` });
+  }
 });
 
 /** `POST /v1/chat/completions` body. */

@@ -330,6 +330,8 @@ Deno.test("bad input: OpenAI error objects naming the field", async () => {
     [{ messages: [] }, 400, "messages", "invalid_value"],
     [{}, 400, "messages", "missing_required_parameter"],
     [{ messages: [{ role: "robot", content: "x" }] }, 400, "messages[0].role", "invalid_value"],
+    [{ messages: [{ role: "user" }] }, 400, "messages[0].content", "missing_required_parameter"],
+    [{ messages: [{ role: "system", content: null }] }, 400, "messages[0].content", "invalid_value"],
     [
       { messages: [{ role: "user", content: [{ type: "image_url", image_url: {} }] }] },
       400,

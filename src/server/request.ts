@@ -39,6 +39,6 @@ export async function readJsonObject(c: Context): Promise<Record<string, unknown
 /** Validates `body` against `schema`, throwing a 400 that names the first bad field. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   const result = schema.safeParse(body);
-  if (!result.success) throw fromZodError(result.error);
+  if (!result.success) throw fromZodError(result.error, body);
   return result.data;
 }
