@@ -79,6 +79,47 @@ export function compatTokenizerJson(json: Record<string, unknown>): Record<strin
   return { ...json, pre_tokenizer: fix(json.pre_tokenizer ?? null) };
 }
 
+/** The tokenizer models tokenizer.json may name, and the form of each one's `vocab`. */
+const MODEL_VOCAB: Readonly<Record<string, "object" | "array">> = {
+  BPE: "object",
+  WordPiece: "object",
+  WordLevel: "object",
+  Unigram: "array",
+};
+
+/**
+ * The checks of tokenizer.json's `model` the tokenizer library leaves out: it builds a tokenizer from a
+ * vocabulary that is not one (a number, a string) or from an unknown model type, and that tokenizer then
+ * gives wrong ids instead of an error.
+ */
+function checkModelSection(json: Record<string, unknown>): void {
+  const model = json.model;
+  if (!model || typeof model !== "object" || Array.isArray(model)) {
+    throw new Error(`"model" must be an object, got ${JSON.stringify(model)?.slice(0, 40)}`);
+  }
+  const { type, vocab, merges } = model as Record<string, unknown>;
+  const form = typeof type === "string" ? MODEL_VOCAB[type] : undefined;
+  if (type !== undefined && form === undefined) {
+    throw new Error(
+      `unknown model type ${JSON.stringify(type)} (known: ${Object.keys(MODEL_VOCAB).join(", ")})`,
+    );
+  }
+  const isObject = !!vocab && typeof vocab === "object" && !Array.isArray(vocab);
+  if (
+    form === "array"
+      ? !Array.isArray(vocab)
+      : form === "object"
+      ? !isObject
+      : !isObject && !Array.isArray(vocab)
+  ) {
+    throw new Error(`model.vocab must be ${form === "array" ? "a list" : "an object"} of tokens`);
+  }
+  if (merges !== undefined && !Array.isArray(merges)) throw new Error("model.merges must be a list");
+  if (json.added_tokens !== undefined && !Array.isArray(json.added_tokens)) {
+    throw new Error("added_tokens must be a list");
+  }
+}
+
 /** tokenizer_config.json spells tokens as a string or as `{ "content": ..., "__type": "AddedToken" }`. */
 function tokenText(value: unknown): string | null {
   if (typeof value === "string") return value;
@@ -125,6 +166,7 @@ export class Tokenizer {
     if (!tokenizerJson || typeof tokenizerJson !== "object") {
       throw new Error("tokenizer.json is not an object");
     }
+    checkModelSection(tokenizerJson as Record<string, unknown>);
     this.config = config;
     this.#hf = new HfTokenizer(compatTokenizerJson(tokenizerJson as Record<string, unknown>), config);
     this.#decoderType = ((tokenizerJson as { decoder?: { type?: unknown } }).decoder ?? {}).type;

@@ -57,6 +57,9 @@ Deno.test("a damaged tokenizer directory: errors name the file, whatever the lib
     ["merges not a list", JSON.stringify({ ...json, model: { ...json.model, merges: "x" } }), "cannot build"],
     ["added_tokens not a list", JSON.stringify({ ...json, added_tokens: 5 }), "cannot build"],
     ["an unknown pre-tokenizer", JSON.stringify({ ...json, pre_tokenizer: { type: "Foo" } }), "Foo"],
+    // The library builds these without a word, into a tokenizer of the wrong vocabulary.
+    ["vocab not an object", JSON.stringify({ ...json, model: { ...json.model, vocab: 5 } }), "model.vocab"],
+    ["an unknown model type", JSON.stringify({ ...json, model: { ...json.model, type: "Foo" } }), "Foo"],
   ];
   for (const [what, text, part] of cases) {
     const dir = await Deno.makeTempDir();
