@@ -12,6 +12,7 @@
  */
 
 import { GGML_TYPE, GGML_TYPES, GGUF_DEFAULT_ALIGNMENT, GgufValueType } from "./gguf.ts";
+import { chunksOf, type TensorBytes, writeAll } from "./tensor_bytes.ts";
 
 /** A scalar value type name. */
 export type GgufScalarTypeName =
@@ -77,10 +78,7 @@ const TYPE_CODES: Record<GgufScalarTypeName | "array", number> = {
 };
 
 /** Tensor bytes: one buffer, or chunks in order. */
-export type GgufTensorData =
-  | ArrayBufferView
-  | Iterable<ArrayBufferView>
-  | AsyncIterable<ArrayBufferView>;
+export type GgufTensorData = TensorBytes;
 
 /** One tensor to write. */
 export interface GgufTensorToWrite {
@@ -321,22 +319,6 @@ export async function writeGguf(path: string, spec: GgufToWrite): Promise<Encode
   }
   await file.truncate(header.fileSize);
   return header;
-}
-
-async function* chunksOf(data: GgufTensorData): AsyncIterable<Uint8Array> {
-  if (ArrayBuffer.isView(data)) {
-    yield asBytes(data);
-    return;
-  }
-  for await (const chunk of data as AsyncIterable<ArrayBufferView>) yield asBytes(chunk);
-}
-
-function asBytes(view: ArrayBufferView): Uint8Array {
-  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
 }
 
 /**

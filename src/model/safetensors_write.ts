@@ -7,6 +7,7 @@
  */
 
 import { SAFETENSORS_DTYPE_BITS } from "./safetensors.ts";
+import { chunksOf, type TensorBytes, writeAll } from "./tensor_bytes.ts";
 
 /** Bytes per element of each safetensors dtype the writer knows (sub-byte F4/F6 are left out). */
 export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<string, number>> = Object.fromEntries(
@@ -15,11 +16,8 @@ export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<string, number>> = Object.
   ) => [d, bits / 8]),
 );
 
-/** Tensor bytes: one buffer, or chunks in order (for data too big to hold at once). */
-export type TensorData =
-  | ArrayBufferView
-  | Iterable<ArrayBufferView>
-  | AsyncIterable<ArrayBufferView>;
+/** Tensor bytes: one buffer, or chunks in order. */
+export type TensorData = TensorBytes;
 
 /** One tensor to write. */
 export interface TensorToWrite {
@@ -99,20 +97,4 @@ export async function writeSafetensors(
       );
     }
   }
-}
-
-async function* chunksOf(data: TensorData): AsyncIterable<Uint8Array> {
-  if (ArrayBuffer.isView(data)) {
-    yield asBytes(data);
-    return;
-  }
-  for await (const chunk of data as AsyncIterable<ArrayBufferView>) yield asBytes(chunk);
-}
-
-function asBytes(view: ArrayBufferView): Uint8Array {
-  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { libraryFileName } from "../../build.ts";
+import { DTYPE_CODE, type QuantDType } from "../model/description.ts";
 import { f16Bits } from "../model/gguf_write.ts";
 
 const SYMBOLS = {
@@ -34,20 +35,12 @@ const SYMBOLS = {
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** hearth_dtype codes of the block-quantized types. */
-export const QTYPES = {
-  q8_0: 3,
-  q4_0: 4,
-  q4_1: 5,
-  q5_0: 6,
-  q5_1: 7,
-  q2_k: 8,
-  q3_k: 9,
-  q4_k: 10,
-  q5_k: 11,
-  q6_k: 12,
-} as const;
-export type QType = keyof typeof QTYPES;
+/** The block-quantized types. */
+export type QType = QuantDType;
+/** hearth_dtype codes of the block-quantized types (the model description's, without the float ones). */
+export const QTYPES: Readonly<Record<QType, number>> = Object.fromEntries(
+  Object.entries(DTYPE_CODE).filter(([name]) => !["f32", "f16", "bf16"].includes(name)),
+) as Record<QType, number>;
 
 /** Elements and bytes of one block. */
 export const BLOCK: Record<QType, { elems: number; bytes: number }> = {

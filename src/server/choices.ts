@@ -88,6 +88,23 @@ export class Run {
     return choices.length === 1 ? tag(choices[0]) : mergeAsync(choices.map(tag));
   }
 
+  /**
+   * The events of all choices for a stream, with the first one already awaited: errors at the start of a
+   * generation (bad parameters, capacity) are thrown here, while the response can still get its proper
+   * status instead of a 200 stream.
+   */
+  async startStream(
+    choices: PreparedChoice[],
+  ): Promise<{ events: AsyncGenerator<IndexedEvent>; first: IteratorResult<IndexedEvent> }> {
+    const events = this.events(choices);
+    try {
+      return { events, first: await events.next() };
+    } catch (err) {
+      this.finish();
+      throw err;
+    }
+  }
+
   /** Runs every choice to its end and returns whole texts, in index order. */
   async collect(choices: PreparedChoice[]): Promise<ChoiceOutcome[]> {
     const texts = new Map<number, string[]>();

@@ -144,13 +144,7 @@ export async function chatCompletions(
     return out;
   };
 
-  const events = run.events(choices);
-  // Wait for the engine's first answer before committing to a 200: errors at the start of a
-  // generation (bad parameters, capacity) still get their proper status.
-  const first = await events.next().catch((err) => {
-    run.finish();
-    throw err;
-  });
+  const { events, first } = await run.startStream(choices);
   const text: string[] = [];
   const contentChunk = new JsonTemplate((content) => chunk({ content }, null));
   const stream = async function* () {

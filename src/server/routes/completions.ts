@@ -175,12 +175,7 @@ export async function completions(
     return out;
   };
 
-  const events = run.events(choices);
-  // As for chat: the first engine answer decides between a 200 stream and an error status.
-  const first = await events.next().catch((err) => {
-    run.finish();
-    throw err;
-  });
+  const { events, first } = await run.startStream(choices);
   const texts = choices.map(() => [] as string[]);
   const textChunks = choices.map((choice) => new JsonTemplate((text) => chunk(choice.index, text, null)));
   const stream = async function* () {
