@@ -141,6 +141,18 @@ export interface ModelDescription {
   storedDtype: WeightDType;
 }
 
+/** The dtype holding the most parameters (ties go to the dtype seen first): a description's `storedDtype`. */
+export function mostCommonDtype(tensors: TensorRef[]): WeightDType {
+  const count = new Map<WeightDType, number>();
+  for (const t of tensors) count.set(t.dtype, (count.get(t.dtype) ?? 0) + t.shape.reduce((a, b) => a * b, 1));
+  let best: WeightDType = "f32";
+  let bestCount = -1;
+  for (const [dtype, n] of count) {
+    if (n > bestCount) [best, bestCount] = [dtype, n];
+  }
+  return best;
+}
+
 /** Generation defaults from generation_config.json (all optional). */
 export interface GenerationDefaults {
   temperature?: number;

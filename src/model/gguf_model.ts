@@ -29,6 +29,7 @@ import {
   MAX_LAYERS,
   type ModelConfig,
   type ModelDescription,
+  mostCommonDtype,
   type TensorRef,
   type TensorRoleName,
   type WeightDType,
@@ -405,16 +406,4 @@ export function ggufGenerationDefaults(header: GgufHeader): GenerationDefaults {
     out.repetitionPenalty = f.number("general.sampling.penalty_repeat");
   }
   return out;
-}
-
-/** The dtype holding the most parameters (ties go to the dtype seen first). */
-function mostCommonDtype(tensors: TensorRef[]): WeightDType {
-  const count = new Map<WeightDType, number>();
-  for (const t of tensors) count.set(t.dtype, (count.get(t.dtype) ?? 0) + t.shape.reduce((a, b) => a * b, 1));
-  let best: WeightDType = "f32";
-  let bestCount = -1;
-  for (const [dtype, n] of count) {
-    if (n > bestCount) [best, bestCount] = [dtype, n];
-  }
-  return best;
 }

@@ -9,12 +9,12 @@
 import { resolve } from "node:path";
 import { type Checkpoint, expectedLocation, readCheckpoint } from "./checkpoint.ts";
 import { readModelConfig } from "./config.ts";
-import type {
-  GenerationDefaults,
-  ModelConfig,
-  ModelDescription,
-  TensorRef,
-  WeightDType,
+import {
+  type GenerationDefaults,
+  type ModelConfig,
+  type ModelDescription,
+  mostCommonDtype,
+  type TensorRef,
 } from "./description.ts";
 import { ModelFormatError } from "./errors.ts";
 import { readGenerationDefaults } from "./generation.ts";
@@ -122,18 +122,6 @@ function missingError(config: ModelConfig, checkpoint: Checkpoint, missing: stri
   }
   const what = missing.length === 1 ? "tensor is missing" : `${missing.length} tensors are missing`;
   return new ModelFormatError(`${what} for ${config.architecture}: ${listed.join(", ")}${more}${hint}`);
-}
-
-/** The dtype holding the most parameters (ties go to the dtype seen first). */
-function mostCommonDtype(tensors: TensorRef[]): WeightDType {
-  const count = new Map<WeightDType, number>();
-  for (const t of tensors) count.set(t.dtype, (count.get(t.dtype) ?? 0) + t.shape.reduce((a, b) => a * b, 1));
-  let best: WeightDType = "f32";
-  let bestCount = -1;
-  for (const [dtype, n] of count) {
-    if (n > bestCount) [best, bestCount] = [dtype, n];
-  }
-  return best;
 }
 
 function sameShape(a: number[], b: number[]): boolean {

@@ -8,6 +8,8 @@
 import type { Context } from "hono";
 import type { z } from "zod";
 import { ApiError, fromZodError } from "../api/errors.ts";
+import type { AppEnv } from "./context.ts";
+import { rejectNotImplemented, unknownFields } from "./params.ts";
 
 /** The body as a JSON object, or a 400. */
 export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
@@ -41,4 +43,21 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infe
   const result = schema.safeParse(body);
   if (!result.success) throw fromZodError(result.error, body);
   return result.data;
+}
+
+/**
+ * A generation route's request: the body read as JSON, validated against `schema` (a 400 naming the
+ * field) and refused where it asks for what is not implemented; fields nobody knows are logged at DEBUG
+ * and ignored, as OpenAI's API ignores them.
+ */
+export async function readGenerationRequest<S extends z.ZodObject>(
+  c: Context<AppEnv>,
+  schema: S,
+): Promise<{ body: Record<string, unknown>; req: z.infer<S> }> {
+  const body = await readJsonObject(c);
+  const req = parseBody(schema, body);
+  rejectNotImplemented(body);
+  const unknown = unknownFields(body, Object.keys(schema.shape));
+  if (unknown.length > 0) c.get("log").debug("ignoring unknown request fields", { fields: unknown });
+  return { body, req };
 }

@@ -11,7 +11,6 @@ import { ApiError } from "../../api/errors.ts";
 import {
   type ChatCompletion,
   type ChatCompletionChunk,
-  type ChatCompletionRequest,
   ChatCompletionRequestSchema,
   type ChatMessage,
   type Usage,
@@ -21,12 +20,10 @@ import { Run } from "../choices.ts";
 import type { AppDeps, AppEnv } from "../context.ts";
 import { shuttingDown } from "../errors.ts";
 import type { Lifecycle } from "../lifecycle.ts";
-import { buildParams, checkContext, rejectNotImplemented, unknownFields } from "../params.ts";
-import { parseBody, readJsonObject } from "../request.ts";
+import { buildParams, checkContext } from "../params.ts";
+import { readGenerationRequest } from "../request.ts";
 import { generationStream, JsonTemplate } from "../sse.ts";
 import { logOutcome, logRequestStart } from "./log.ts";
-
-const SCHEMA_KEYS = Object.keys(ChatCompletionRequestSchema.shape);
 
 /** Flattens multi-part content to text; parts other than text are refused (no vision yet). */
 export function toTemplateMessages(messages: ChatMessage[]): TemplateMessage[] {
@@ -57,11 +54,7 @@ export async function chatCompletions(
   lifecycle: Lifecycle,
 ): Promise<Response> {
   const log = c.get("log");
-  const body = await readJsonObject(c);
-  const req: ChatCompletionRequest = parseBody(ChatCompletionRequestSchema, body);
-  rejectNotImplemented(body);
-  const unknown = unknownFields(body, SCHEMA_KEYS);
-  if (unknown.length > 0) log.debug("ignoring unknown request fields", { fields: unknown });
+  const { req } = await readGenerationRequest(c, ChatCompletionRequestSchema);
 
   const { generator, tokenizer, chatTemplate, config } = deps;
   const messages = toTemplateMessages(req.messages);

@@ -19,12 +19,10 @@ import { type PreparedChoice, Run } from "../choices.ts";
 import type { AppDeps, AppEnv } from "../context.ts";
 import { shuttingDown } from "../errors.ts";
 import type { Lifecycle } from "../lifecycle.ts";
-import { buildParams, checkContext, checkIds, rejectNotImplemented, unknownFields } from "../params.ts";
-import { parseBody, readJsonObject } from "../request.ts";
+import { buildParams, checkContext, checkIds } from "../params.ts";
+import { readGenerationRequest } from "../request.ts";
 import { generationStream, JsonTemplate } from "../sse.ts";
 import { logOutcome, logRequestStart } from "./log.ts";
-
-const SCHEMA_KEYS = Object.keys(CompletionRequestSchema.shape);
 
 /** The API reference's default of max_tokens for completions. */
 export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -79,11 +77,7 @@ export async function completions(
   lifecycle: Lifecycle,
 ): Promise<Response> {
   const log = c.get("log");
-  const body = await readJsonObject(c);
-  const req: CompletionRequest = parseBody(CompletionRequestSchema, body);
-  rejectNotImplemented(body);
-  const unknown = unknownFields(body, SCHEMA_KEYS);
-  if (unknown.length > 0) log.debug("ignoring unknown request fields", { fields: unknown });
+  const { req } = await readGenerationRequest(c, CompletionRequestSchema);
 
   const { generator, tokenizer, config } = deps;
   const inputs = promptInputs(req.prompt);
