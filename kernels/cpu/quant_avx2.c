@@ -333,13 +333,8 @@ QI void panel_matmul_typed(float* y, int64_t ldy, const uint8_t* wp, const uint8
 /* Q4_K / Q5_K: row r's native block blk into its record R (panel_pack_k). */
 static void pack_row_q4k(uint8_t* R, const uint8_t* blk, int r, const int type) {
   const int q5 = type == HEARTH_DTYPE_Q5_K;
-  memcpy(R + 2 * r, blk, 2);
-  memcpy(R + 16 + 2 * r, blk + 2, 2);
+  hearth_panel_pack_q4k_scales(R, blk, r, 8);
   for (int sub = 0; sub < 8; sub++) {
-    uint8_t sc, m;
-    hearth_q4k_scale_min(blk + 4, sub, &sc, &m);
-    R[32 + 8 * sub + r] = (uint8_t)(sc | (m & 3) << 6);
-    R[96 + 4 * sub + r / 2] |= (uint8_t)((m >> 2) << (4 * (r % 2)));
     uint8_t* codes = R + 128 + 128 * sub;
     for (int e = 0; e < 32; e++) {
       const int g = e / 4, lane_bit = 4 * r + e % 4, c = hearth_panel_code_q4k(blk, 32 * sub + e, q5);

@@ -54,6 +54,20 @@ HPI int hearth_panel_code_q4k(const uint8_t* blk, int i, int q5) {
   return q5 ? c | ((blk[16 + i % 32] >> (i / 32)) & 1) << 4 : c;
 }
 
+/* The scale half of row r of a Q4_K / Q5_K record of P rows (AVX2's panels of 8, AVX-512's of 16: one
+   layout at both heights): d[P] f16 | dmin[P] f16 | sm[8 sub-blocks][P] u8 | mh[8 sub-blocks][P / 2] u8,
+   sm = scale | (min & 3) << 6, mh byte r / 2, nibble r % 2 = min >> 2. The codes follow at 16 P. */
+HPI void hearth_panel_pack_q4k_scales(uint8_t* R, const uint8_t* blk, int r, int P) {
+  memcpy(R + 2 * r, blk, 2);
+  memcpy(R + 2 * P + 2 * r, blk + 2, 2);
+  for (int sub = 0; sub < 8; sub++) {
+    uint8_t sc, m;
+    hearth_q4k_scale_min(blk + 4, sub, &sc, &m);
+    R[4 * P + P * sub + r] = (uint8_t)(sc | (m & 3) << 6);
+    R[12 * P + P / 2 * sub + r / 2] |= (uint8_t)((m >> 2) << (4 * (r % 2)));
+  }
+}
+
 /* The 2-bit code i (0..255) of Q2_K's and Q3_K's qs: byte 32 (i / 128) + i % 32, bits 2 ((i % 128) / 32). */
 HPI int hearth_panel_code2(const uint8_t* qs, int i) { return (qs[32 * (i / 128) + i % 32] >> (2 * ((i % 128) / 32))) & 3; }
 

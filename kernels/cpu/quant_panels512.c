@@ -80,18 +80,12 @@ static void pack_q4k(uint8_t* dst, const uint8_t* w, int64_t n, int64_t k, int32
       uint8_t* R = hearth_panel_record(dst, p, nsb, sb, rec);
       for (int r = 0; r < P16; r++) {
         const uint8_t* blk = hearth_panel_row_block(w, n, nsb, bs, P16, p, r, sb);
-        memcpy(R + 2 * r, blk, 2);
-        memcpy(R + 32 + 2 * r, blk + 2, 2);
-        for (int sub = 0; sub < 8; sub++) {
-          uint8_t sc, m;
-          hearth_q4k_scale_min(blk + 4, sub, &sc, &m);
-          R[64 + 16 * sub + r] = (uint8_t)(sc | (m & 3) << 6);
-          R[192 + 8 * sub + r / 2] |= (uint8_t)((m >> 2) << (4 * (r % 2)));
+        hearth_panel_pack_q4k_scales(R, blk, r, P16);
+        for (int sub = 0; sub < 8; sub++)
           for (int e = 0; e < 32; e++) {
             const int c = hearth_panel_code_q4k(blk, 32 * sub + e, q5);
             put_nibble(R + 256 + 256 * sub, q5 ? R + 2304 + 64 * sub : NULL, e, r, c);
           }
-        }
       }
     }
 }
