@@ -72,16 +72,14 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 /**
- * A 400 naming the first field zod rejected (the one a client fixes first). With the `input` that was
- * parsed, a field that is absent is called missing whatever the rule that failed (a union's, too).
+ * A 400 naming the first field zod rejected (the one a client fixes first), in `input`, the value that
+ * was parsed: a field absent from it is missing, whatever the rule that failed (a union's, too).
  */
-export function fromZodError(error: z.ZodError, input?: unknown): ApiError {
+export function fromZodError(error: z.ZodError, input: unknown): ApiError {
   const issue = error.issues[0];
   const param = paramPath(issue.path);
   if (param === "") return ApiError.invalid(`Invalid request body: ${issue.message}`);
-  const missing = input !== undefined
-    ? valueAt(input, issue.path) === undefined
-    : issue.code === "invalid_type" && issue.message.includes("received undefined");
+  const missing = valueAt(input, issue.path) === undefined;
   const message = missing
     ? `Missing required parameter: '${param}'`
     : `Invalid value for '${param}': ${issue.message}`;

@@ -9,9 +9,9 @@ Deno.test("paramPath formats nested paths like OpenAI's param", () => {
 
 Deno.test("fromZodError names the field and tells missing from invalid", () => {
   const schema = z.object({ a: z.number().max(1), b: z.string() });
-  const invalid = fromZodError(schema.safeParse({ a: 5, b: "x" }).error!);
+  const invalid = fromZodError(schema.safeParse({ a: 5, b: "x" }).error!, { a: 5, b: "x" });
   assertEquals([invalid.status, invalid.param, invalid.code], [400, "a", "invalid_value"]);
-  const missing = fromZodError(schema.safeParse({ a: 0 }).error!);
+  const missing = fromZodError(schema.safeParse({ a: 0 }).error!, { a: 0 });
   assertEquals([missing.param, missing.code, missing.message], [
     "b",
     "missing_required_parameter",

@@ -104,16 +104,10 @@ function checkModelSection(json: Record<string, unknown>): void {
       `unknown model type ${JSON.stringify(type)} (known: ${Object.keys(MODEL_VOCAB).join(", ")})`,
     );
   }
-  const isObject = !!vocab && typeof vocab === "object" && !Array.isArray(vocab);
-  if (
-    form === "array"
-      ? !Array.isArray(vocab)
-      : form === "object"
-      ? !isObject
-      : !isObject && !Array.isArray(vocab)
-  ) {
-    throw new Error(`model.vocab must be ${form === "array" ? "a list" : "an object"} of tokens`);
-  }
+  // Without a type the library tells the model by its fields: either form of vocab then.
+  const isList = Array.isArray(vocab), isObject = !!vocab && typeof vocab === "object" && !isList;
+  const ok = form === "array" ? isList : form === "object" ? isObject : isList || isObject;
+  if (!ok) throw new Error(`model.vocab must be ${form === "array" ? "a list" : "an object"} of tokens`);
   if (merges !== undefined && !Array.isArray(merges)) throw new Error("model.merges must be a list");
   if (json.added_tokens !== undefined && !Array.isArray(json.added_tokens)) {
     throw new Error("added_tokens must be a list");

@@ -5,7 +5,7 @@
  * @module
  */
 import { libraryFileName } from "../../build.ts";
-import { DTYPE_CODE, type QuantDType } from "../model/description.ts";
+import { DTYPE_BYTES, DTYPE_CODE, type QuantDType } from "../model/description.ts";
 import { f16Bits } from "../model/gguf_write.ts";
 
 const SYMBOLS = {
@@ -39,7 +39,7 @@ const SYMBOLS = {
 export type QType = QuantDType;
 /** hearth_dtype codes of the block-quantized types (the model description's, without the float ones). */
 export const QTYPES: Readonly<Record<QType, number>> = Object.fromEntries(
-  Object.entries(DTYPE_CODE).filter(([name]) => !["f32", "f16", "bf16"].includes(name)),
+  Object.entries(DTYPE_CODE).filter(([name]) => !(name in DTYPE_BYTES)),
 ) as Record<QType, number>;
 
 /** Elements and bytes of one block. */

@@ -53,11 +53,11 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infe
 export async function readGenerationRequest<S extends z.ZodObject>(
   c: Context<AppEnv>,
   schema: S,
-): Promise<{ body: Record<string, unknown>; req: z.infer<S> }> {
+): Promise<z.infer<S>> {
   const body = await readJsonObject(c);
   const req = parseBody(schema, body);
   rejectNotImplemented(body);
   const unknown = unknownFields(body, Object.keys(schema.shape));
   if (unknown.length > 0) c.get("log").debug("ignoring unknown request fields", { fields: unknown });
-  return { body, req };
+  return req;
 }

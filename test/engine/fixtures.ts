@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { describeModel } from "../../src/model/loader.ts";
+import { describeModelPath } from "../../src/model/describe.ts";
 import { type KvCacheDType, NativeContext, NativeModel } from "../../src/native/hearth.ts";
 import type { WeightDType } from "../../src/model/description.ts";
 
@@ -62,7 +62,7 @@ export function goldenLogits(g: Golden, seqIndex: number, native = false): Float
   return new Float32Array(bytes.buffer.slice(entry.offset, entry.offset + n * 4));
 }
 
-/** A native model + context on a fixture, sized for tests. */
+/** A native model + context on a fixture (a model directory or a GGUF file), sized for tests. */
 export async function openFixture(
   dir: string,
   opts: {
@@ -74,7 +74,8 @@ export async function openFixture(
     inMemory?: boolean;
   } = {},
 ): Promise<{ model: NativeModel; ctx: NativeContext; close: () => void }> {
-  const { description } = await describeModel(dir.startsWith("/") ? dir : `${ROOT}${dir}`);
+  const path = dir.startsWith("/") ? dir : `${ROOT}${dir}`;
+  const { description } = await describeModelPath(path, { tokenizer: false }); // a directory or a GGUF
   const model = await NativeModel.load(description, opts.dtype ?? "auto", { kind: "cpu" }, {
     inMemory: opts.inMemory,
   });

@@ -8,14 +8,13 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { join } from "node:path";
-import { LogitsMode, NativeContext, NativeModel, StepBatch } from "../../src/native/hearth.ts";
-import { describeModelPath } from "../../src/model/describe.ts";
+import { LogitsMode, StepBatch } from "../../src/native/hearth.ts";
 import { readSafetensorsHeader } from "../../src/model/safetensors.ts";
 import { readGgufHeader } from "../../src/model/gguf.ts";
 import { tinyGgufModel } from "../../src/model/gguf_test_util.ts";
 import { gv } from "../../src/model/gguf_write.ts";
 import type { WeightDType } from "../../src/model/description.ts";
-import { FIXTURES } from "./fixtures.ts";
+import { FIXTURES, openFixture } from "./fixtures.ts";
 
 /** `src` (a fixture directory) copied with every safetensors file's data moved to an odd offset. */
 async function withOddDataStart(src: string): Promise<string> {
@@ -41,30 +40,17 @@ async function withOddDataStart(src: string): Promise<string> {
 
 /** Logits at every position of two sequences in one step, of the model at `path` (a directory or a GGUF). */
 async function logits(path: string, dtype: WeightDType | "auto", inMemory: boolean): Promise<Float32Array> {
-  const { description } = await describeModelPath(path, { tokenizer: false });
-  const model = await NativeModel.load(description, dtype, { kind: "cpu" }, { inMemory });
+  const { model, ctx, close } = await openFixture(path, { dtype, inMemory });
   try {
-    const ctx = await NativeContext.create(model, {
-      threads: 2,
-      kvBlockSize: 16,
-      kvNumBlocks: 4,
-      maxBatchTokens: 16,
-      maxBatchSeqs: 2,
-      maxBlocksPerSeq: 2,
-    });
-    try {
-      const vocab = model.config.vocabSize;
-      const batch = new StepBatch(ctx.options, vocab);
-      batch.clear(LogitsMode.all);
-      batch.addSequence([1, 5, 9, 33, 2, 17, 60], 0, [0], null);
-      batch.addSequence([4, 8, 15, 16, 23], 0, [1], null);
-      await ctx.step(batch);
-      return batch.outLogits!.slice(0, 12 * vocab);
-    } finally {
-      ctx.free();
-    }
+    const vocab = model.config.vocabSize;
+    const batch = new StepBatch(ctx.options, vocab);
+    batch.clear(LogitsMode.all);
+    batch.addSequence([1, 5, 9, 33, 2, 17, 60], 0, [0], null);
+    batch.addSequence([4, 8, 15, 16, 23], 0, [1], null);
+    await ctx.step(batch);
+    return batch.outLogits!.slice(0, 12 * vocab);
   } finally {
-    model.free();
+    close();
   }
 }
 

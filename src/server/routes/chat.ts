@@ -54,7 +54,7 @@ export async function chatCompletions(
   lifecycle: Lifecycle,
 ): Promise<Response> {
   const log = c.get("log");
-  const { req } = await readGenerationRequest(c, ChatCompletionRequestSchema);
+  const req = await readGenerationRequest(c, ChatCompletionRequestSchema);
 
   const { generator, tokenizer, chatTemplate, config } = deps;
   const messages = toTemplateMessages(req.messages);

@@ -77,7 +77,7 @@ export async function completions(
   lifecycle: Lifecycle,
 ): Promise<Response> {
   const log = c.get("log");
-  const { req } = await readGenerationRequest(c, CompletionRequestSchema);
+  const req = await readGenerationRequest(c, CompletionRequestSchema);
 
   const { generator, tokenizer, config } = deps;
   const inputs = promptInputs(req.prompt);
