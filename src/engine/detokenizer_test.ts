@@ -4,6 +4,7 @@ import type { BytePieces } from "../model/byte_pieces.ts";
 import { readGgufHeader } from "../model/gguf.ts";
 import { loadGgufTokenizer } from "../model/gguf_tokenizer.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
+import { rng as random } from "../native/quant_testing.ts";
 import {
   ByteDetokenizer,
   type Detokenizer,
@@ -174,16 +175,6 @@ Deno.test("unfinishedLength: only a character more bytes could finish is held", 
     assertEquals(unfinishedLength(bytes, bytes.length), n, JSON.stringify(bytes));
   }
 });
-
-/** A small deterministic generator (mulberry32), so random id sequences repeat from run to run. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("real byte-level tokenizers: byte detokenizing equals decoding, corpus and random ids", async () => {
   const root = new URL("../../test/fixtures/tokenizer/", import.meta.url);

@@ -10,22 +10,11 @@
 import { assert, assertEquals } from "../assert.ts";
 import { Engine } from "../../src/engine/engine.ts";
 import type { GeneratedToken, GenerateParams } from "../../src/engine/types.ts";
+import { rng as random } from "../../src/native/quant_testing.ts";
 import { ROOT } from "./fixtures.ts";
 
 const VOCAB = 500; // ids 6..505 are ordinary tokens of the fixture's vocabulary
 const BLOCK = 16;
-
-/** A small seeded generator (mulberry32): the same traffic for the same seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SoakRequest {
   prompt: number[];
