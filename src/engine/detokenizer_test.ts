@@ -4,7 +4,7 @@ import type { BytePieces } from "../model/byte_pieces.ts";
 import { readGgufHeader } from "../model/gguf.ts";
 import { loadGgufTokenizer } from "../model/gguf_tokenizer.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
-import { rng as random } from "../native/quant_testing.ts";
+import { rng } from "../native/quant_testing.ts";
 import {
   ByteDetokenizer,
   type Detokenizer,
@@ -195,7 +195,7 @@ Deno.test("real byte-level tokenizers: byte detokenizing equals decoding, corpus
       for (const p of out) assert(!p.includes("\uFFFD"), `${name}: broken character in ${JSON.stringify(p)}`);
     }
     // Random ids split characters, put bytes that never make one side by side and mix in added tokens.
-    const next = random(7);
+    const next = rng(7);
     const added = [...pieces.literal.keys()];
     for (let k = 0; k < 300; k++) {
       const ids = Array.from(

@@ -77,9 +77,6 @@ const TYPE_CODES: Record<GgufScalarTypeName | "array", number> = {
   f64: GgufValueType.FLOAT64,
 };
 
-/** Tensor bytes: one buffer, or chunks in order. */
-export type GgufTensorData = TensorBytes;
-
 /** One tensor to write. */
 export interface GgufTensorToWrite {
   name: string;
@@ -88,7 +85,7 @@ export interface GgufTensorToWrite {
   /** ggml type: a name (`"Q4_1"`) or number. Unknown numbers are written as given (broken files). */
   type: string | number;
   /** The bytes, exactly the tensor's size. Absent: the range is left as zeros. */
-  data?: GgufTensorData;
+  data?: TensorBytes;
   /** Stored offset relative to the data section (default: packed in order, each aligned). */
   offset?: number | bigint;
 }

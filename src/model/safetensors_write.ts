@@ -16,16 +16,13 @@ export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<string, number>> = Object.
   ) => [d, bits / 8]),
 );
 
-/** Tensor bytes: one buffer, or chunks in order. */
-export type TensorData = TensorBytes;
-
 /** One tensor to write. */
 export interface TensorToWrite {
   /** safetensors dtype name ("F32", "BF16", "I8", ...); hearth's "f32"/"f16"/"bf16" are accepted too. */
   dtype: string;
   shape: number[];
   /** Exactly product(shape) × dtype size bytes, little-endian. */
-  data: TensorData;
+  data: TensorBytes;
 }
 
 /** Options of {@link writeSafetensors}. */
