@@ -6,7 +6,7 @@
 #
 #   bash scripts/gpu_pack.sh            # .gpu/: deno.xz (~31 MB), node_modules.tar.xz, lib/*.so.xz
 #   bash scripts/gpu_pack.sh --model    # also .gpu-model/part-*: SmolLM2 (98 MB) in pieces that fit a
-#                                       #   call each, for the real-model tests (README, CUDA section)
+#                                       #   call each, for the real-model tests (docs/cuda.md)
 #
 # Then, on the device machine (one call, carry [".gpu"]): bash scripts/gpu_run.sh
 set -euo pipefail

@@ -13,7 +13,7 @@
  *  - sampling: the CPU backend's step (logits all, every sampling feature) gives logits and tokens; the
  *    device sampler on those logits must pick the same tokens and report the same log-probabilities.
  *
- * Tolerances are first estimates written before this ran on a GPU (see the README's CUDA section);
+ * Tolerances are first estimates written before this ran on a GPU (see docs/cuda.md);
  * the first GPU run calibrates them.
  */
 import { assert, assertEquals } from "../assert.ts";

@@ -5,7 +5,7 @@
  *  - SmolLM2-135M-Instruct (Q4_1 GGUF, converted to Q8_0 on the device) answers "Paris", and the device
  *    sampler picks the CPU's tokens on its logits with a 49152-token vocabulary (top-k 3000 sorts in
  *    global memory, top-p grows past 4096). The model comes from scripts/fetch_smollm2.sh's cache: a GPU
- *    machine that reaches no registry needs it carried there first (README, CUDA section); without it
+ *    machine that reaches no registry needs it carried there first (docs/cuda.md); without it
  *    these two tests are ignored with a note.
  *  - one fixture's logits against transformers running on the same GPU in float32
  *    (test/oracle/gpu_logits.py; python3 with torch and transformers), bound 1e-4.
