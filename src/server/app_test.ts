@@ -340,6 +340,18 @@ Deno.test("bad input: OpenAI error objects naming the field", async () => {
     ],
     [{ messages: [{ role: "user", content: "x" }], n: 2 }, 400, "n", "unsupported_parameter"],
     [
+      { messages: [{ role: "user", content: "x" }], stream_options: { include_usage: true } },
+      400,
+      "stream_options",
+      "invalid_value",
+    ],
+    [
+      { messages: [{ role: "user", content: "x" }], stream: false, stream_options: { include_usage: true } },
+      400,
+      "stream_options",
+      "invalid_value",
+    ],
+    [
       { messages: [{ role: "user", content: "x" }], logprobs: true },
       400,
       "logprobs",
@@ -376,6 +388,7 @@ Deno.test("bad input: OpenAI error objects naming the field", async () => {
     [{ prompt: "" }, 400, "prompt"],
     [{ prompt: "x", best_of: 3 }, 400, "best_of"],
     [{ prompt: "x", logprobs: 2 }, 400, "logprobs"],
+    [{ prompt: "x", stream_options: { include_usage: false } }, 400, "stream_options"],
   ];
   for (const [body, status, param] of completionCases) {
     const e = await errorOf(await t.post("/v1/completions", body));
