@@ -327,6 +327,12 @@ Deno.test("bad input: OpenAI error objects naming the field", async () => {
     [{ messages: [{ role: "user", content: "x" }], temperature: "hot" }, 400, "temperature", "invalid_value"],
     [{ messages: [{ role: "user", content: "x" }], temperature: 3 }, 400, "temperature", "invalid_value"],
     [{ messages: [{ role: "user", content: "x" }], max_tokens: 0 }, 400, "max_tokens", "invalid_value"],
+    [
+      { messages: [{ role: "user", content: "x" }], max_completion_tokens: 2, min_tokens: 5 },
+      400,
+      "min_tokens",
+      "invalid_value",
+    ],
     [{ messages: [] }, 400, "messages", "invalid_value"],
     [{}, 400, "messages", "missing_required_parameter"],
     [{ messages: [{ role: "robot", content: "x" }] }, 400, "messages[0].role", "invalid_value"],

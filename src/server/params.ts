@@ -99,7 +99,17 @@ export function buildParams(
   const maxCompletion = "max_completion_tokens" in req
     ? req.max_completion_tokens as number | null | undefined
     : null;
-  const asked: number = maxCompletion ?? req.max_tokens ?? defaultMaxTokens ?? d.maxTokens ?? room;
+  const askedInRequest = maxCompletion ?? req.max_tokens;
+  if (req.min_tokens != null && askedInRequest != null && req.min_tokens > askedInRequest) {
+    // Not silently cut to the maximum: the two limits the client sent contradict each other.
+    const name = maxCompletion != null ? "max_completion_tokens" : "max_tokens";
+    throw ApiError.invalid(
+      `Invalid value for 'min_tokens': ${req.min_tokens} is more than ${name} (${askedInRequest})`,
+      "min_tokens",
+      "invalid_value",
+    );
+  }
+  const asked: number = askedInRequest ?? defaultMaxTokens ?? d.maxTokens ?? room;
   // The context bounds the completion; finish_reason "length" tells the client it was cut.
   const maxTokens = Math.min(asked, room);
 

@@ -30,6 +30,16 @@ Deno.test("max_tokens is bounded by the rest of the context", () => {
   assertEquals(buildParams(req({}), info, server, 90, undefined).params.maxTokens, 10);
 });
 
+Deno.test("min_tokens above the request's max_tokens is a 400 naming it", () => {
+  assertThrows(
+    () => buildParams(req({ min_tokens: 10, max_tokens: 3 }), info, server, 1, 16),
+    /'min_tokens'.*max_tokens \(3\)/,
+  );
+  assertEquals(buildParams(req({ min_tokens: 3, max_tokens: 3 }), info, server, 1, 16).params.minTokens, 3);
+  // Against a default maximum (the server's, the model's or the context's) it is no contradiction.
+  assertEquals(buildParams(req({ min_tokens: 40 }), info, server, 1, 16).params.minTokens, 40);
+});
+
 Deno.test("stop strings: server defaults plus the request's", () => {
   assertEquals(buildParams(req({ stop: "END" }), info, server, 1, 16).stop, ["###", "END"]);
   assertEquals(buildParams(req({ stop: ["a", "b"] }), info, server, 1, 16).stop, ["###", "a", "b"]);
