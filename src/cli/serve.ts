@@ -78,6 +78,11 @@ export const SERVE_FLAGS: Record<string, FlagSpec> = {
   "cors-origins": { kind: "list", help: "origins allowed by CORS (default none; * for any)" },
   "shutdown-timeout": { kind: "number", help: "seconds in-flight requests get on SIGTERM (default 30)" },
   "max-request-bytes": { kind: "int", help: "largest request body accepted (default 8 MiB)" },
+  "stats-interval": {
+    kind: "number",
+    help: "seconds between the engine's stats lines at INFO: throughput, batch, KV use, prefix hits " +
+      "(default 10; 0: none)",
+  },
 };
 
 // Keep the flags and the config schema in step: every key must be settable from both.
@@ -251,6 +256,7 @@ export async function serve(argv: string[]): Promise<number> {
     },
     publishToken: auth.publish,
     shutdownTimeout: config.shutdownTimeout,
+    statsInterval: config.statsInterval,
     logger,
     load,
   });

@@ -63,6 +63,8 @@ export const ServerConfigSchema = z.strictObject({
   "cors-origins": stringList.default([]),
   "shutdown-timeout": z.number().min(0).default(30),
   "max-request-bytes": z.int().min(1024).default(DEFAULT_MAX_REQUEST_BYTES),
+  /** Seconds between the engine's stats lines at INFO (0: none). */
+  "stats-interval": z.number().min(0).default(10),
 });
 
 /** Config keys as written in YAML (and as `--flags`). */
@@ -120,6 +122,8 @@ export interface ServerConfig {
   /** Seconds in-flight requests get to finish after SIGTERM/SIGINT. */
   shutdownTimeout: number;
   maxRequestBytes: number;
+  /** Seconds between the engine's stats lines at INFO (throughput, batch, KV use, prefix hits); 0: none. */
+  statsInterval: number;
 }
 
 /** A configuration problem, worded for the operator (names the key and the file or flag). */
@@ -246,5 +250,6 @@ export function resolveConfig(
     corsOrigins: c["cors-origins"],
     shutdownTimeout: c["shutdown-timeout"],
     maxRequestBytes: c["max-request-bytes"],
+    statsInterval: c["stats-interval"],
   };
 }

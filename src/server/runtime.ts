@@ -15,6 +15,7 @@ import { createApp, createLoadingApp } from "./app.ts";
 import type { AppConfig, AppEnv } from "./context.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
+import { StatsLog } from "./stats_log.ts";
 import { removeTokenFile, writeTokenFile } from "./token_file.ts";
 
 /** The model parts the app serves. */
@@ -34,6 +35,8 @@ export interface RuntimeOptions {
   publishToken: boolean;
   /** Seconds in-flight requests get after a stop signal. */
   shutdownTimeout: number;
+  /** Seconds between the engine's stats lines (src/server/stats_log.ts); 0 or absent: none. */
+  statsInterval?: number;
   logger: Logger;
   /** Loads the model; runs after the socket is bound. */
   load: () => Promise<LoadedModel>;
@@ -60,6 +63,7 @@ export async function runServer(options: RuntimeOptions): Promise<number> {
   let current: Hono<AppEnv> = createLoadingApp(appConfig, logger, lifecycle);
   let tokenPath: string | null = null;
   let model: LoadedModel | null = null;
+  let statsLog: StatsLog | null = null;
   let stopping: Promise<number> | null = null;
   let stopped!: (code: Promise<number>) => void;
   const exitCode = new Promise<number>((resolve) => (stopped = resolve));
@@ -157,6 +161,7 @@ export async function runServer(options: RuntimeOptions): Promise<number> {
         // Aborted streams end with an error event promptly; do not wait forever on a stuck client.
         await Promise.race([graceful, new Promise((resolve) => setTimeout(resolve, 2000))]);
       }
+      statsLog?.stop();
       try {
         await model?.generator.close();
       } catch (err) {
@@ -199,6 +204,9 @@ export async function runServer(options: RuntimeOptions): Promise<number> {
     }
     current = createApp({ ...model, config: appConfig, logger, lifecycle });
     lifecycle.ready();
+    const generator = model.generator;
+    statsLog = new StatsLog(() => generator.stats?.(), logger, options.statsInterval ?? 0);
+    statsLog.start();
     const info = model.generator.info;
     logger.info(
       `ready in ${

@@ -82,6 +82,29 @@ Deno.test({
 
 Deno.test({
   ...opts,
+  name: "--stats-interval: an INFO line of the engine's throughput while requests come, none while idle",
+  fn: async () => {
+    const server = await startServer({ args: ["--no-auth", "--stats-interval", "0.2"] });
+    try {
+      await new Promise((r) => setTimeout(r, 600)); // idle: several intervals pass without a line
+      assertEquals(server.stderr.filter((l) => l.includes("engine: ")).length, 0);
+      const res = await fetch(`${server.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "hello there", max_tokens: 8, ignore_eos: true }),
+      });
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+      const line = await server.waitForLine(/engine: prompt [\d.]+ tok\/s, generation [\d.]+ tok\/s/, 5000);
+      assert(line.includes("INFO") && line.includes("prefix cache hit rate"), line);
+    } finally {
+      assertEquals(await server.stop(), 0);
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
   name: "--auth-token-file and a YAML config with flag overrides",
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "hearth-test-cfg-" });
