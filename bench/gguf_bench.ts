@@ -454,12 +454,12 @@ const bandwidth = Math.max(...bandwidths);
 console.error(
   `memory read bandwidth after: ${bandwidths[1].toFixed(2)} GB/s; using the best, ${bandwidth.toFixed(2)}`,
 );
-// KV caches: hearth's as the engine chose (f16 for quantized weights, f32 for float ones), llama.cpp's f16
-// (its default, 2 bytes an element).
 /** Median over the samples of each one's tokens/s as a percentage of what its sustained bandwidth allows. */
 function pctAround(tokPerS: number[], gbps: number[], bytesPerToken: number): number {
   return median(tokPerS.map((t, i) => 100 * t / (gbps[i] * 1e9 / bytesPerToken)));
 }
+// KV caches: hearth's as the engine chose (f16 for quantized weights, f32 for float ones), llama.cpp's f16
+// (its default, 2 bytes an element).
 for (const row of rows) {
   if (row.phase !== "decode 128") continue;
   const tb = tokenBytesOf.get(row.type)!;
