@@ -20,6 +20,24 @@ const stopField = z.union([z.string(), z.array(z.string())], {
   error: "expected a string or an array of strings",
 }).nullish();
 
+/**
+ * The rule both generation requests share across their fields: options of a stream on a request that does
+ * not stream are an error naming them, as OpenAI and vLLM answer, not a no-op (a client expecting a usage
+ * chunk would wait for one).
+ */
+function streamOptionsNeedStream(
+  r: { stream?: boolean | null; stream_options?: unknown },
+  ctx: z.RefinementCtx,
+) {
+  if (r.stream_options != null && r.stream !== true) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["stream_options"],
+      message: "only allowed when 'stream' is enabled",
+    });
+  }
+}
+
 /** Sampling and stopping fields common to chat and completions (incl. `extra_body` extras). */
 const samplingFields = {
   /** Accepted whatever it says: one model per server (the seed server's behaviour). */
@@ -85,7 +103,7 @@ export const ChatCompletionRequestSchema = z.looseObject({
   chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.int().min(0).max(20).nullish(),
-});
+}).superRefine(streamOptionsNeedStream);
 
 /** A parsed chat request. */
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
@@ -112,7 +130,7 @@ export const CompletionRequestSchema = z.looseObject({
   suffix: z.string().nullish(),
   best_of: z.int().min(1).nullish(),
   logprobs: z.int().min(0).max(5).nullish(),
-});
+}).superRefine(streamOptionsNeedStream);
 
 /** A parsed completions request. */
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;

@@ -144,6 +144,11 @@ export interface EngineStats {
   pacedSteps: number;
 }
 
+/** The fraction of the KV cache's blocks that sequences hold (0 for an empty pool). */
+export function kvCacheUsage(s: EngineStats): number {
+  return s.kvBlocksTotal > 0 ? 1 - s.kvBlocksFree / s.kvBlocksTotal : 0;
+}
+
 /**
  * The engine as the server sees it. `generate` yields tokens as they are decoded; breaking out of the
  * loop (or aborting `signal`) cancels the sequence and frees its KV blocks at the next step.

@@ -56,15 +56,6 @@ export async function readGenerationRequest<S extends z.ZodObject>(
 ): Promise<z.infer<S>> {
   const body = await readJsonObject(c);
   const req = parseBody(schema, body);
-  // As OpenAI and vLLM answer: options of a stream on a request that does not stream are a mistake to name,
-  // not a no-op (a client expecting a usage chunk would wait for one).
-  if (body.stream_options != null && body.stream !== true) {
-    throw ApiError.invalid(
-      "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-      "stream_options",
-      "invalid_value",
-    );
-  }
   rejectNotImplemented(body);
   const unknown = unknownFields(body, Object.keys(schema.shape));
   if (unknown.length > 0) c.get("log").debug("ignoring unknown request fields", { fields: unknown });

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { EngineStats } from "../engine/types.ts";
+import { type EngineStats, kvCacheUsage } from "../engine/types.ts";
 import type { Logger } from "./logger.ts";
 
 const percent = (x: number) => `${(100 * x).toFixed(1)} %`;
@@ -24,11 +24,10 @@ export function statsLine(prev: EngineStats | null, cur: EngineStats, seconds: n
   const preempted = cur.preemptions - (prev?.preemptions ?? 0);
   if (prompt === 0 && generated === 0 && cur.running === 0 && cur.waiting === 0) return null;
   const rate = (n: number) => `${(seconds > 0 ? n / seconds : 0).toFixed(1)} tok/s`;
-  const used = cur.kvBlocksTotal > 0 ? 1 - cur.kvBlocksFree / cur.kvBlocksTotal : 0;
   const hitRate = prompt > 0 ? percent(hits / prompt) : "–";
   const overall = cur.promptTokens > 0 ? percent(cur.prefixHitTokens / cur.promptTokens) : "–";
   return `engine: prompt ${rate(prompt)}, generation ${rate(generated)}, running ${cur.running}, ` +
-    `waiting ${cur.waiting}, KV cache ${percent(used)} used, prefix cache hit rate ${hitRate} ` +
+    `waiting ${cur.waiting}, KV cache ${percent(kvCacheUsage(cur))} used, prefix cache hit rate ${hitRate} ` +
     `(${overall} since start)` + (preempted > 0 ? `, ${preempted} preempted` : "");
 }
 

@@ -6,6 +6,7 @@
  */
 
 import type { Context } from "hono";
+import { kvCacheUsage } from "../../engine/types.ts";
 import type { AppDeps, AppEnv } from "../context.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 
@@ -43,7 +44,7 @@ export function metrics(c: Context<AppEnv>, deps: AppDeps, lifecycle: Lifecycle)
         "hearth_kv_cache_usage_ratio",
         "fraction of KV blocks held by sequences",
         "gauge",
-        1 - s.kvBlocksFree / s.kvBlocksTotal,
+        kvCacheUsage(s),
       ],
       ["hearth_preemptions_total", "sequences preempted for lack of KV blocks", "counter", s.preemptions],
       ["hearth_prompt_tokens_total", "prompt tokens admitted", "counter", s.promptTokens],
