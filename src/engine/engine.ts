@@ -34,6 +34,7 @@ import {
   type TextGenerator,
 } from "./types.ts";
 import { setImmediate } from "node:timers";
+import { threadCpuClock } from "../native/thread_clock.ts";
 import { DEFAULT_PREFILL_CHUNK_MS, PrefillPacer } from "./prefill_pacer.ts";
 import { StepPlacement } from "./step_placement.ts";
 import { availableMemory, placeWeights, type WeightsInMemory } from "./weight_placement.ts";
@@ -159,6 +160,8 @@ export class Engine implements TextGenerator {
   #stepMs = 0;
   #betweenStepsMs = 0;
   #turnMs = 0;
+  /** The JS thread's own CPU time in those turns (the rest of #turnMs: other processes on its core). */
+  #turnCpuMs = 0;
 
   readonly #maxWaiting: number;
 
@@ -322,6 +325,7 @@ export class Engine implements TextGenerator {
       stepSeconds: this.#stepMs / 1000,
       betweenStepsSeconds: this.#betweenStepsMs / 1000,
       turnSeconds: this.#turnMs / 1000,
+      turnCpuSeconds: threadCpuClock ? this.#turnCpuMs / 1000 : NaN,
       prefillMsPerToken: this.#pacer.msPerToken,
       pacedSteps: s.pacedSteps,
     };
@@ -479,10 +483,12 @@ export class Engine implements TextGenerator {
             // promise would not let it run, and a nested setTimeout(0) waits milliseconds.
             this.#ctx.stepBegin(batch);
             const away = performance.now();
+            const awayCpu = threadCpuClock?.() ?? 0;
             try {
               await new Promise<void>((resolve) => setImmediate(resolve));
             } finally {
               this.#turnMs += performance.now() - away;
+              if (threadCpuClock) this.#turnCpuMs += threadCpuClock() - awayCpu;
               this.#ctx.stepJoin();
             }
           } else {

@@ -138,6 +138,12 @@ export interface EngineStats {
    * beside the step while the step has one thread fewer. Part of stepSeconds.
    */
   turnSeconds: number;
+  /**
+   * The JS thread's own CPU seconds in those turns (NaN where the thread clock cannot be read): the
+   * turns' wall time less what other processes (a client reading the stream on this host) took of its
+   * core meanwhile.
+   */
+  turnCpuSeconds: number;
   /** The time per token of recent big steps (ms) that paces prompt chunks beside decodes (NaN: none yet). */
   prefillMsPerToken: number;
   /** Steps whose prompt part that pacing cut short. */

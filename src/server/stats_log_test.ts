@@ -16,6 +16,7 @@ const idle: EngineStats = {
   stepSeconds: 0,
   betweenStepsSeconds: 0,
   turnSeconds: 0,
+  turnCpuSeconds: 0,
   prefillMsPerToken: NaN,
   pacedSteps: 0,
 };

@@ -89,6 +89,13 @@ Deno.test("step and between-step time are counted while busy, not while idle", a
     const between = second.betweenStepsSeconds - first.betweenStepsSeconds;
     assert(between > 0 && between < 0.3, `between steps ${between} s across 0.3 s of idle`);
     assert(second.stepSeconds > first.stepSeconds);
+    // Short decode steps turn the event loop on the JS thread (step_placement.ts): its own CPU time there
+    // is counted, never more than the turns' wall time.
+    assert(second.turnSeconds > 0, JSON.stringify(second));
+    if (Deno.build.os === "linux") {
+      assert(second.turnCpuSeconds > 0, JSON.stringify(second));
+      assert(second.turnCpuSeconds <= second.turnSeconds + 0.002, JSON.stringify(second));
+    }
   } finally {
     await engine.close();
   }

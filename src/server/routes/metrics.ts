@@ -70,6 +70,12 @@ export function metrics(c: Context<AppEnv>, deps: AppDeps, lifecycle: Lifecycle)
         s.turnSeconds,
       ],
       [
+        "hearth_step_turn_cpu_seconds_total",
+        "the JS thread's own CPU seconds in those turns (the rest: other processes on its core)",
+        "counter",
+        s.turnCpuSeconds,
+      ],
+      [
         "hearth_prefill_ms_per_token",
         "time per token of recent big steps (ms), which sizes prompt chunks beside decoding sequences",
         "gauge",
