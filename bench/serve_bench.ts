@@ -369,21 +369,21 @@ async function measureOverhead(
   const engineTurnMs = between.local.turn * 1000 / between.local.steps;
   const serverTurnCpuMs = between.http.turnCpu * 1000 / between.http.steps;
   const engineTurnCpuMs = between.local.turnCpu * 1000 / between.local.steps;
+  const engineMs = percentile(local, 50);
+  /** The server's share of a token's time: the between-step difference plus `turnCost` of its turns. */
+  const share = (turnCost: number) => (serverBetweenMs - engineBetweenMs + turnCost) / engineMs;
   return {
     httpMs: percentile(http, 50),
-    engineMs: percentile(local, 50),
+    engineMs,
     serverBetweenMs,
     engineBetweenMs,
     serverTurnMs,
     engineTurnMs,
     serverTurnCpuMs,
     engineTurnCpuMs,
-    betweenOverhead: (serverBetweenMs - engineBetweenMs + (serverTurnMs - engineTurnMs) / engineThreads) /
-      percentile(local, 50),
-    turnCostOverhead: (serverBetweenMs - engineBetweenMs + (serverTurnMs - engineTurnMs) * (1 - fewerRate)) /
-      percentile(local, 50),
-    cpuOverhead: (serverBetweenMs - engineBetweenMs + (serverTurnCpuMs - engineTurnCpuMs) / engineThreads) /
-      percentile(local, 50),
+    betweenOverhead: share((serverTurnMs - engineTurnMs) / engineThreads),
+    turnCostOverhead: share((serverTurnMs - engineTurnMs) * (1 - fewerRate)),
+    cpuOverhead: share((serverTurnCpuMs - engineTurnCpuMs) / engineThreads),
     overhead: percentile(ratios, 50),
     serverMainCpuMs: serverCpu * perToken,
     clientCpuMs: clientCpu * perToken,

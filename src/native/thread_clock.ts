@@ -12,7 +12,7 @@ const CLOCKS: Partial<Record<typeof Deno.build.os, { lib: string; id: number }>>
   darwin: { lib: "libSystem.B.dylib", id: 16 },
 };
 
-/** Milliseconds of CPU time the calling thread has used, or null where it cannot be read. */
+/** Milliseconds of CPU time the calling thread has used (NaN if a read fails). */
 export type ThreadCpuClock = () => number;
 
 function open(): ThreadCpuClock | null {
